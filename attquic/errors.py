@@ -1,0 +1,245 @@
+"""The attquic error tree and the one table of connection close codes.
+
+Everything attquic raises derives from :class:`AttquicError`. Two branches matter to callers:
+
+* :class:`LocalError`: this side misused the API or is misconfigured. Never sent to the peer.
+* :class:`RemoteError`: the peer (or its evidence) failed a check. Each subclass names the
+  application error code (:class:`CloseCode`) that closes the QUIC connection, in one place:
+  :func:`close_code_for`.
+
+Decoders raise subclasses of :class:`DecodeError` (a :class:`RemoteError`) on every malformed
+input; they never raise ``IndexError``, ``ValueError`` or anything outside this tree.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "AttestationError",
+    "AttestationTimeout",
+    "AttquicError",
+    "AuthenticatorError",
+    "BadFinished",
+    "BadSignature",
+    "BindingMismatch",
+    "BufferOverflow",
+    "CMWError",
+    "CloseCode",
+    "CollateralError",
+    "ConfigurationError",
+    "ContextMismatch",
+    "ContextReused",
+    "DecodeError",
+    "EADecodeError",
+    "EvidenceInvalid",
+    "ExporterUnavailable",
+    "FrameError",
+    "LocalError",
+    "MisplacedExtension",
+    "PolicyRejected",
+    "ProtocolViolation",
+    "QuoteFormatError",
+    "RefusedAuthenticator",
+    "RemoteError",
+    "SignatureSchemeMismatch",
+    "UnexpectedMessage",
+    "UnofferedExtension",
+    "UnsupportedSignatureScheme",
+    "VerifierUnavailable",
+    "close_code_for",
+]
+
+
+class CloseCode(enum.IntEnum):
+    """QUIC application error codes used in CONNECTION_CLOSE by attested endpoints.
+
+    The values are part of the "attquic/1" wire profile (see docs/protocol.md).
+    """
+
+    NO_ERROR = 0x0
+    PROTOCOL_VIOLATION = 0x1A0
+    """Malformed or unexpected control frame, RFC 9261 message or CMW; unknown frame type."""
+    REFUSED = 0x1A1
+    """The peer answered an attestation request with an empty authenticator."""
+    BINDING_MISMATCH = 0x1A2
+    """The evidence is not bound to this connection and this authenticator key."""
+    EVIDENCE_INVALID = 0x1A3
+    """Evidence failed cryptographic verification (signatures, chain, collateral, TCB)."""
+    POLICY_REJECTED = 0x1A4
+    """Evidence verified but the appraisal policy rejected it."""
+    VERIFIER_UNAVAILABLE = 0x1A5
+    """Verification could not run (collateral or verifier service unreachable)."""
+    TIMEOUT = 0x1A6
+    """The peer did not complete attestation before the deadline."""
+    BUFFER_OVERFLOW = 0x1A7
+    """The peer sent more application data before attestation than the bound allows."""
+    INTERNAL_ERROR = 0x1A8
+    """This side could not produce evidence or hit an internal failure."""
+
+
+class AttquicError(Exception):
+    """Root of every exception attquic raises."""
+
+
+# --- local misuse -------------------------------------------------------------------------
+
+
+class LocalError(AttquicError):
+    """This side misused the API or is misconfigured; nothing the peer did."""
+
+
+class ConfigurationError(LocalError, ValueError):
+    """A configuration object or argument is invalid (raised on construction)."""
+
+
+class ExporterUnavailable(LocalError):
+    """No exporter master secret was captured (handshake not complete or capture failed)."""
+
+
+# --- remote misbehaviour ------------------------------------------------------------------
+
+
+class RemoteError(AttquicError):
+    """The peer, or what it sent, failed a check. ``close_code`` closes the connection."""
+
+    close_code: CloseCode = CloseCode.PROTOCOL_VIOLATION
+
+
+class DecodeError(RemoteError):
+    """Malformed bytes: bad lengths, trailing bytes, unknown values."""
+
+
+class ProtocolViolation(RemoteError):
+    """The peer broke the attquic control-stream protocol."""
+
+
+class FrameError(DecodeError):
+    """A control-stream frame is malformed, unknown or too large."""
+
+
+class EADecodeError(DecodeError):
+    """An RFC 9261 request or authenticator (or a TLS structure inside) is malformed."""
+
+
+class CMWError(DecodeError):
+    """A RATS Conceptual Message Wrapper is malformed or invalid."""
+
+
+class QuoteFormatError(DecodeError):
+    """A TDX quote is truncated or internally inconsistent."""
+
+    close_code = CloseCode.EVIDENCE_INVALID
+
+
+# RFC 9261 receiver checklist (section 5.2.x); one class per step.
+
+
+class AuthenticatorError(RemoteError):
+    """An exported authenticator failed validation."""
+
+
+class UnexpectedMessage(AuthenticatorError):
+    """The authenticator is not exactly Certificate, CertificateVerify, Finished (or Finished)."""
+
+
+class ContextMismatch(AuthenticatorError):
+    """The certificate_request_context matches no outstanding request."""
+
+
+class ContextReused(AuthenticatorError):
+    """The certificate_request_context was already used on this connection."""
+
+
+class UnofferedExtension(AuthenticatorError):
+    """A Certificate carries an extension the request did not offer (unsupported_extension)."""
+
+
+class MisplacedExtension(AuthenticatorError):
+    """An extension appears where it may not (e.g. cmw_attestation on a non-leaf entry)."""
+
+
+class UnsupportedSignatureScheme(AuthenticatorError):
+    """The signature scheme is not valid for TLS 1.3 or was not offered."""
+
+
+class SignatureSchemeMismatch(AuthenticatorError):
+    """The signature scheme does not match the leaf certificate's key."""
+
+
+class BadSignature(AuthenticatorError):
+    """The CertificateVerify signature does not verify."""
+
+
+class BadFinished(AuthenticatorError):
+    """The Finished MAC does not match."""
+
+
+class RefusedAuthenticator(AuthenticatorError):
+    """The peer sent the empty authenticator: it refuses to authenticate."""
+
+    close_code = CloseCode.REFUSED
+
+
+# Attestation (evidence and results).
+
+
+class AttestationError(RemoteError):
+    """Evidence or an attestation result was not accepted."""
+
+    close_code = CloseCode.EVIDENCE_INVALID
+
+
+class EvidenceInvalid(AttestationError):
+    """Evidence failed cryptographic verification (signature, chain, collateral, TCB)."""
+
+
+class BindingMismatch(AttestationError):
+    """Evidence is not bound to this connection (REPORTDATA or eat_nonce mismatch)."""
+
+    close_code = CloseCode.BINDING_MISMATCH
+
+
+class PolicyRejected(AttestationError):
+    """The appraisal policy rejected verified evidence; ``reasons`` lists every mismatch."""
+
+    close_code = CloseCode.POLICY_REJECTED
+
+    def __init__(self, reasons: list[str] | tuple[str, ...]) -> None:
+        self.reasons: tuple[str, ...] = tuple(reasons)
+        super().__init__("; ".join(self.reasons) or "rejected by policy")
+
+
+class VerifierUnavailable(AttestationError):
+    """Verification could not run: collateral or the verifier service was unreachable."""
+
+    close_code = CloseCode.VERIFIER_UNAVAILABLE
+
+
+class CollateralError(VerifierUnavailable):
+    """DCAP collateral could not be fetched, parsed or cached."""
+
+
+# Channel-level failures.
+
+
+class AttestationTimeout(RemoteError):
+    """The peer did not complete attestation before the deadline."""
+
+    close_code = CloseCode.TIMEOUT
+
+
+class BufferOverflow(RemoteError):
+    """The peer sent more early application data than the pre-attestation bound allows."""
+
+    close_code = CloseCode.BUFFER_OVERFLOW
+
+
+def close_code_for(error: BaseException) -> CloseCode:
+    """The application error code that closes a connection after ``error``.
+
+    Remote errors carry their own code; anything else is a local failure.
+    """
+    if isinstance(error, RemoteError):
+        return error.close_code
+    return CloseCode.INTERNAL_ERROR

@@ -1,0 +1,149 @@
+"""TLS 1.3 exporters (RFC 8446 §7.5) from a captured exporter master secret, and the binder.
+
+This module is pure: it knows nothing of aioquic. :mod:`attquic.quic.exporter_hook` captures
+the exporter master secret from a live aioquic connection and hands it to :class:`Exporter`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from attquic import profile
+from attquic._wire import u16, vec8
+
+__all__ = [
+    "Binding",
+    "Exporter",
+    "ExporterSecret",
+    "derive_secret",
+    "hash_algorithm",
+    "hkdf_expand_label",
+    "tls_exporter",
+]
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+}
+
+
+def hash_algorithm(name: str) -> hashes.HashAlgorithm:
+    """The cryptography hash object for a TLS 1.3 suite hash name ("sha256" or "sha384")."""
+    try:
+        return _HASHES[name]()
+    except KeyError:
+        raise ValueError(f"not a TLS 1.3 hash: {name!r}") from None
+
+
+def hkdf_expand_label(
+    algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1)."""
+    info = u16(length) + vec8(b"tls13 " + label) + vec8(context)
+    return HKDFExpand(algorithm=algorithm, length=length, info=info).derive(secret)
+
+
+def derive_secret(
+    algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, transcript_hash: bytes
+) -> bytes:
+    """Derive-Secret (RFC 8446 §7.1) given the transcript hash (not the messages)."""
+    return hkdf_expand_label(algorithm, secret, label, transcript_hash, algorithm.digest_size)
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    return hashlib.new(algorithm.name, data).digest()
+
+
+def tls_exporter(
+    algorithm: hashes.HashAlgorithm,
+    exporter_master_secret: bytes,
+    label: bytes,
+    context: bytes,
+    length: int,
+) -> bytes:
+    """TLS-Exporter(label, context, length) (RFC 8446 §7.5)."""
+    if not 0 < length <= 255 * algorithm.digest_size:
+        raise ValueError(f"invalid exporter length {length}")
+    per_label = derive_secret(algorithm, exporter_master_secret, label, _digest(algorithm, b""))
+    return hkdf_expand_label(algorithm, per_label, b"exporter", _digest(algorithm, context), length)
+
+
+class Exporter(Protocol):
+    """What RFC 9261 and the binder need from a TLS connection."""
+
+    @property
+    def hash_name(self) -> str:
+        """The negotiated suite hash: "sha256" or "sha384"."""
+        ...
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter(label, context, length)."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class ExporterSecret:
+    """An exporter master secret and its hash: an :class:`Exporter` for one connection."""
+
+    hash_name: str
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        algorithm = hash_algorithm(self.hash_name)
+        if len(self.secret) != algorithm.digest_size:
+            raise ValueError("exporter master secret length does not match the hash")
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ExporterSecret(hash_name={self.hash_name!r})"
+
+    @property
+    def algorithm(self) -> hashes.HashAlgorithm:
+        return hash_algorithm(self.hash_name)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        return tls_exporter(self.algorithm, self.secret, label, context, length)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The channel binding of one attestation exchange (draft-fossati-seat-expat -02/-03).
+
+    ``binding = H(SPKI ‖ TLS-Exporter("Attestation", certificate_request_context, 32))`` and
+    ``aik_pub_hash = H(SPKI)``, with H the connection's TLS hash and SPKI the DER
+    SubjectPublicKeyInfo of the authenticator's leaf certificate.
+    """
+
+    hash_name: str
+    binding: bytes
+    aik_pub_hash: bytes
+
+    @classmethod
+    def compute(cls, exporter: Exporter, context: bytes, spki_der: bytes) -> Binding:
+        exported = exporter.export_keying_material(
+            profile.BINDING_EXPORTER_LABEL, context, profile.BINDING_EXPORTER_LENGTH
+        )
+        h = exporter.hash_name
+        return cls(
+            hash_name=h,
+            binding=hashlib.new(h, spki_der + exported).digest(),
+            aik_pub_hash=hashlib.new(h, spki_der).digest(),
+        )
+
+    @property
+    def report_data(self) -> bytes:
+        """The 64-byte TDX REPORTDATA, layout v1: SHA-512(binding ‖ aik_pub_hash)."""
+        return hashlib.sha512(self.binding + self.aik_pub_hash).digest()
+
+    def matches_report_data(self, report_data: bytes) -> bool:
+        """Constant-time comparison of a quote's REPORTDATA with the expected layout."""
+        return hmac.compare_digest(self.report_data, report_data)
+
+    def matches_nonce(self, nonce: bytes) -> bool:
+        """Constant-time comparison of an EAR ``eat_nonce`` with the binding."""
+        return hmac.compare_digest(self.binding, nonce)
