@@ -1,0 +1,166 @@
+"""Control-stream frames of the "attquic/1" profile.
+
+Every frame is ``varint type ‖ varint length ‖ payload`` (QUIC variable-length integers).
+
+=====================  ====  ==========================================================
+frame                  type  payload
+=====================  ====  ==========================================================
+SETUP                  0x01  varint profile version ‖ varint flags (bit 0: will request
+                             the peer's attestation; bit 1: will attest when asked)
+AUTHENTICATOR_REQUEST  0x02  an RFC 9261 request (with its handshake header)
+AUTHENTICATOR          0x03  an RFC 9261 authenticator (or the empty authenticator)
+RESULT                 0x04  uint8 verdict (1 = accepted) ‖ opaque context<0..255>
+=====================  ====  ==========================================================
+
+Unknown frame types, unknown flag bits, trailing bytes and frames above the configured size
+bound are protocol violations (:class:`~attquic.errors.FrameError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attquic import profile
+from attquic._wire import Reader, encode_varint, u8, vec8
+from attquic.errors import FrameError
+
+__all__ = [
+    "AuthenticatorFrame",
+    "AuthenticatorRequestFrame",
+    "Frame",
+    "FrameDecoder",
+    "ResultFrame",
+    "SetupFrame",
+    "encode_frame",
+]
+
+_FLAG_REQUESTS = 0x1
+_FLAG_ATTESTS = 0x2
+_VERDICT_ACCEPTED = 1
+
+
+@dataclass(frozen=True)
+class SetupFrame:
+    """Each side's first frame: its profile version and which roles it takes."""
+
+    version: int
+    requests_attestation: bool
+    """This side will send authenticator requests (it requires the peer's attestation)."""
+    attests: bool
+    """This side answers authenticator requests with evidence."""
+
+
+@dataclass(frozen=True)
+class AuthenticatorRequestFrame:
+    request: bytes
+
+
+@dataclass(frozen=True)
+class AuthenticatorFrame:
+    authenticator: bytes
+
+
+@dataclass(frozen=True)
+class ResultFrame:
+    """The relying party accepted the attestation answering the request ``context``."""
+
+    context: bytes
+
+
+Frame = SetupFrame | AuthenticatorRequestFrame | AuthenticatorFrame | ResultFrame
+
+
+def _payload(frame: Frame) -> tuple[int, bytes]:
+    if isinstance(frame, SetupFrame):
+        flags = (_FLAG_REQUESTS if frame.requests_attestation else 0) | (
+            _FLAG_ATTESTS if frame.attests else 0
+        )
+        return profile.FRAME_SETUP, encode_varint(frame.version) + encode_varint(flags)
+    if isinstance(frame, AuthenticatorRequestFrame):
+        return profile.FRAME_AUTHENTICATOR_REQUEST, frame.request
+    if isinstance(frame, AuthenticatorFrame):
+        return profile.FRAME_AUTHENTICATOR, frame.authenticator
+    return profile.FRAME_RESULT, u8(_VERDICT_ACCEPTED) + vec8(frame.context)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The wire encoding of one frame."""
+    frame_type, payload = _payload(frame)
+    return encode_varint(frame_type) + encode_varint(len(payload)) + payload
+
+
+def _decode_payload(frame_type: int, payload: bytes) -> Frame:
+    if frame_type == profile.FRAME_SETUP:
+        reader = Reader(payload, FrameError)
+        version = reader.varint("SETUP version")
+        flags = reader.varint("SETUP flags")
+        reader.expect_end("SETUP frame")
+        if flags & ~(_FLAG_REQUESTS | _FLAG_ATTESTS):
+            raise FrameError(f"unknown SETUP flags 0x{flags:x}")
+        return SetupFrame(version, bool(flags & _FLAG_REQUESTS), bool(flags & _FLAG_ATTESTS))
+    if frame_type == profile.FRAME_AUTHENTICATOR_REQUEST:
+        if not payload:
+            raise FrameError("empty AUTHENTICATOR_REQUEST frame")
+        return AuthenticatorRequestFrame(payload)
+    if frame_type == profile.FRAME_AUTHENTICATOR:
+        if not payload:
+            raise FrameError("empty AUTHENTICATOR frame")
+        return AuthenticatorFrame(payload)
+    if frame_type == profile.FRAME_RESULT:
+        reader = Reader(payload, FrameError)
+        verdict = reader.u8("RESULT verdict")
+        context = reader.vec8("RESULT context")
+        reader.expect_end("RESULT frame")
+        if verdict != _VERDICT_ACCEPTED:
+            raise FrameError(f"unknown RESULT verdict {verdict}")
+        return ResultFrame(context)
+    raise FrameError(f"unknown control frame type 0x{frame_type:x}")
+
+
+class FrameDecoder:
+    """Incremental decoder for the control stream.
+
+    ``feed`` returns every complete frame. A frame whose declared length exceeds
+    ``max_frame_size`` is rejected as soon as its header is read, before any payload is
+    buffered, so a peer cannot make us hold more than the bound.
+    """
+
+    def __init__(self, max_frame_size: int = profile.DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size <= 0:
+            raise ValueError("max_frame_size must be positive")
+        self._max = max_frame_size
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buffer += data
+        frames: list[Frame] = []
+        while self._buffer:
+            header = _parse_header(bytes(self._buffer[:16]))
+            if header is None:
+                break
+            frame_type, length, header_size = header
+            if length > self._max:
+                raise FrameError(f"control frame of {length} bytes exceeds the {self._max} bound")
+            end = header_size + length
+            if len(self._buffer) < end:
+                break
+            payload = bytes(self._buffer[header_size:end])
+            del self._buffer[:end]
+            frames.append(_decode_payload(frame_type, payload))
+        return frames
+
+
+def _parse_header(data: bytes) -> tuple[int, int, int] | None:
+    """(type, length, header size) if ``data`` holds a whole frame header, else None."""
+    reader = Reader(data, FrameError)
+    try:
+        frame_type = reader.varint()
+        length = reader.varint()
+    except FrameError:
+        return None  # incomplete header: wait for more bytes
+    return frame_type, length, reader.position
