@@ -25,18 +25,23 @@ __all__ = [
     "BindingMismatch",
     "BufferOverflow",
     "CMWError",
+    "CannotAuthenticate",
     "CloseCode",
     "CollateralError",
     "ConfigurationError",
+    "ContextAlreadyUsed",
     "ContextMismatch",
     "ContextReused",
     "DecodeError",
     "EADecodeError",
+    "EmptyCertificateList",
     "EvidenceInvalid",
     "ExporterUnavailable",
+    "ExtensionNotRequested",
     "FrameError",
     "LocalError",
     "MisplacedExtension",
+    "NoCommonSignatureScheme",
     "PolicyRejected",
     "ProtocolViolation",
     "QuoteFormatError",
@@ -97,6 +102,25 @@ class ExporterUnavailable(LocalError):
     """No exporter master secret was captured (handshake not complete or capture failed)."""
 
 
+class CannotAuthenticate(LocalError):
+    """This side cannot build the exported authenticator it was asked for (RFC 9261 §7.3).
+
+    The usual answer to the peer is the empty authenticator (a refusal).
+    """
+
+
+class NoCommonSignatureScheme(CannotAuthenticate):
+    """The request offers no signature scheme that fits this side's key."""
+
+
+class ContextAlreadyUsed(CannotAuthenticate):
+    """The request's certificate_request_context was already used on this connection."""
+
+
+class ExtensionNotRequested(CannotAuthenticate):
+    """A certificate extension to send was not offered in the request."""
+
+
 # --- remote misbehaviour ------------------------------------------------------------------
 
 
@@ -149,6 +173,11 @@ class ContextMismatch(AuthenticatorError):
 
 class ContextReused(AuthenticatorError):
     """The certificate_request_context was already used on this connection."""
+
+
+class EmptyCertificateList(AuthenticatorError):
+    """A Certificate with no entries is followed by CertificateVerify (only a lone Finished may
+    stand for "no certificate")."""
 
 
 class UnofferedExtension(AuthenticatorError):
