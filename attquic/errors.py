@@ -29,6 +29,7 @@ __all__ = [
     "CloseCode",
     "CollateralError",
     "ConfigurationError",
+    "ConnectionClosed",
     "ContextAlreadyUsed",
     "ContextMismatch",
     "ContextReused",
@@ -85,6 +86,22 @@ class CloseCode(enum.IntEnum):
 
 class AttquicError(Exception):
     """Root of every exception attquic raises."""
+
+
+class ConnectionClosed(AttquicError):
+    """The attested connection is closed. ``code`` is the QUIC application error code
+    (a :class:`CloseCode` for attestation failures), ``by_peer`` says which side closed."""
+
+    def __init__(self, code: int, reason: str, *, by_peer: bool) -> None:
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+        try:
+            name = CloseCode(code).name
+        except ValueError:
+            name = f"0x{code:x}"
+        side = "peer" if by_peer else "local"
+        super().__init__(f"connection closed by {side}: {name}" + (f" ({reason})" if reason else ""))
 
 
 # --- local misuse -------------------------------------------------------------------------
