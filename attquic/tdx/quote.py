@@ -1,0 +1,551 @@
+"""Typed model of Intel TDX quotes, versions 4 and 5 (TD report 1.0 and 1.5).
+
+:func:`parse_quote` turns quote bytes into frozen dataclasses. It checks structure only (sizes,
+versions, types, lengths); signatures, certificates and collateral are checked by
+:mod:`attquic.tdx.verifier`. Every malformed input raises
+:class:`~attquic.errors.QuoteFormatError` with a message naming what is wrong; nothing else
+escapes. Bytes after the end of the signature data (zero padding from the quote generator,
+or anything else) are tolerated and excluded from :attr:`TdxQuote.raw`, as DCAP does.
+
+Layout (little-endian integers; see docs/tdx.md):
+
+* header (48 bytes): version, attestation key type (2 = ECDSA-P256), TEE type (0x81 = TDX),
+  2 reserved u16, QE vendor id (16), user data (20);
+* v5 only: body descriptor ``u16 body_type, u32 body_size`` (2 = TD report 1.0, 3 = TD 1.5);
+* TD report body (584 bytes, or 648 for TD report 1.5);
+* ``u32`` signature-data length, then: quote signature (64), attestation key (64),
+  certification data type 6 (QE report certification data): QE report (384), its
+  signature (64), ``u16``-prefixed QE auth data, and nested certification data type 5
+  (PEM PCK certificate chain).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import functools
+import struct
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from attquic.errors import QuoteFormatError
+
+__all__ = [
+    "ATTESTATION_KEY_TYPE_ECDSA_P256",
+    "INTEL_QE_VENDOR_ID",
+    "TEE_TYPE_TDX",
+    "QeReport",
+    "QuoteHeader",
+    "QuoteSignatureData",
+    "TdAttributes",
+    "TdReportBody",
+    "TdReportType",
+    "TdxQuote",
+    "parse_quote",
+]
+
+HEADER_SIZE = 48
+BODY_DESCRIPTOR_SIZE = 6
+TD_REPORT10_SIZE = 584
+TD_REPORT15_SIZE = 648
+QE_REPORT_SIZE = 384
+SIGNATURE_SIZE = 64
+ATTESTATION_KEY_SIZE = 64
+
+TEE_TYPE_TDX = 0x00000081
+"""Header TEE type of a TDX quote (0 would be SGX)."""
+ATTESTATION_KEY_TYPE_ECDSA_P256 = 2
+"""Header attestation key type: ECDSA-256 with P-256 (the only one DCAP verifiers accept)."""
+INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
+"""QE vendor id of the Intel Quoting Enclave."""
+
+CERT_DATA_QE_REPORT = 6
+CERT_DATA_PCK_CHAIN = 5
+
+_SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
+_FMSPC_OID = "1.2.840.113741.1.13.1.4"
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+class TdReportType(enum.IntEnum):
+    """Body type of the TD report in the quote (the v5 body descriptor's values)."""
+
+    TD_REPORT_10 = 2
+    TD_REPORT_15 = 3
+
+
+class _LEReader:
+    """Little-endian cursor over a quote; every overrun raises QuoteFormatError."""
+
+    __slots__ = ("_data", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self._data = data
+        self.pos = pos
+
+    def read(self, n: int, what: str) -> bytes:
+        end = self.pos + n
+        if end > len(self._data):
+            raise QuoteFormatError(
+                f"quote truncated in {what}: need {n} bytes at offset {self.pos}, "
+                f"have {len(self._data) - self.pos}"
+            )
+        out = self._data[self.pos : end]
+        self.pos = end
+        return out
+
+    @property
+    def at_end(self) -> bool:
+        return self.pos == len(self._data)
+
+    def u16(self, what: str) -> int:
+        return int.from_bytes(self.read(2, what), "little")
+
+    def u32(self, what: str) -> int:
+        return int.from_bytes(self.read(4, what), "little")
+
+
+@dataclass(frozen=True)
+class TdAttributes:
+    """The decoded TDATTRIBUTES field (u64, little-endian in the quote)."""
+
+    raw: int
+    """The whole 64-bit value."""
+
+    @property
+    def debug(self) -> bool:
+        """Bit 0: the TD runs in debug mode (its memory and state are not confidential)."""
+        return bool(self.raw & 1)
+
+    @property
+    def debug_bits(self) -> int:
+        """Bits 0-7, all "TD under debug" bits; must be 0 for a production TD."""
+        return self.raw & 0xFF
+
+    @property
+    def sept_ve_disable(self) -> bool:
+        """Bit 28: EPT violations are not converted to #VE (expected by Linux guests)."""
+        return bool(self.raw >> 28 & 1)
+
+    @property
+    def pks(self) -> bool:
+        """Bit 30: supervisor protection keys enabled."""
+        return bool(self.raw >> 30 & 1)
+
+    @property
+    def kl(self) -> bool:
+        """Bit 31: key locker enabled."""
+        return bool(self.raw >> 31 & 1)
+
+    @property
+    def perfmon(self) -> bool:
+        """Bit 63: performance monitoring enabled."""
+        return bool(self.raw >> 63 & 1)
+
+    def to_bytes(self) -> bytes:
+        """The 8 bytes as they appear in the quote."""
+        return self.raw.to_bytes(8, "little")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "raw": self.to_bytes().hex(),
+            "debug": self.debug,
+            "sept_ve_disable": self.sept_ve_disable,
+            "pks": self.pks,
+            "kl": self.kl,
+            "perfmon": self.perfmon,
+        }
+
+
+@dataclass(frozen=True)
+class QuoteHeader:
+    """The 48-byte quote header."""
+
+    version: int
+    attestation_key_type: int
+    tee_type: int
+    reserved: bytes
+    """Bytes 8-11 (QE_SVN/PCE_SVN in SGX quotes; zero in TDX quotes)."""
+    qe_vendor_id: bytes
+    user_data: bytes
+
+
+@dataclass(frozen=True)
+class TdReportBody:
+    """The TD report body (TD report 1.0, or 1.5 with the two extra fields)."""
+
+    report_type: TdReportType
+    tee_tcb_svn: bytes
+    mrseam: bytes
+    mrsignerseam: bytes
+    seam_attributes: bytes
+    td_attributes: TdAttributes
+    xfam: bytes
+    mrtd: bytes
+    mrconfigid: bytes
+    mrowner: bytes
+    mrownerconfig: bytes
+    rtmrs: tuple[bytes, bytes, bytes, bytes]
+    report_data: bytes
+    tee_tcb_svn2: bytes | None = None
+    """TD report 1.5 only."""
+    mrservicetd: bytes | None = None
+    """TD report 1.5 only."""
+
+
+@dataclass(frozen=True)
+class QeReport:
+    """The Quoting Enclave's SGX report body (384 bytes), signed by the PCK key."""
+
+    cpu_svn: bytes
+    misc_select: int
+    attributes: bytes
+    mrenclave: bytes
+    mrsigner: bytes
+    isv_prod_id: int
+    isv_svn: int
+    report_data: bytes
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class QuoteSignatureData:
+    """The ECDSA signature data after the body."""
+
+    signature: bytes
+    """Raw r‖s by the attestation key over :attr:`TdxQuote.signed_bytes`."""
+    attestation_key: bytes
+    """Raw x‖y of the P-256 attestation key."""
+    qe_report: QeReport
+    qe_report_signature: bytes
+    """Raw r‖s by the PCK leaf key over the QE report."""
+    qe_auth_data: bytes
+    pck_cert_chain_pem: bytes
+    """The PEM chain (PCK leaf, PCK platform/processor CA, root), without trailing NULs."""
+
+
+@dataclass(frozen=True)
+class TdxQuote:
+    """A structurally valid TDX quote. Nothing here is verified yet."""
+
+    header: QuoteHeader
+    body: TdReportBody
+    signature_data: QuoteSignatureData
+    signed_bytes: bytes
+    """Header (‖ v5 body descriptor) ‖ body: what the attestation key signs."""
+    raw: bytes
+    """The quote without trailing padding; what is handed to the DCAP verifier."""
+
+    @property
+    def version(self) -> int:
+        return self.header.version
+
+    @property
+    def mrtd(self) -> bytes:
+        return self.body.mrtd
+
+    @property
+    def rtmrs(self) -> tuple[bytes, bytes, bytes, bytes]:
+        return self.body.rtmrs
+
+    @property
+    def report_data(self) -> bytes:
+        return self.body.report_data
+
+    @property
+    def td_attributes(self) -> TdAttributes:
+        return self.body.td_attributes
+
+    @functools.cached_property
+    def pck_chain_der(self) -> tuple[bytes, ...]:
+        """The PCK certificate chain as DER certificates, leaf first.
+
+        Raises QuoteFormatError when the PEM is malformed.
+        """
+        return _split_pem_chain(self.signature_data.pck_cert_chain_pem)
+
+    @functools.cached_property
+    def pck_leaf(self) -> x509.Certificate:
+        """The PCK leaf certificate (parsed, not verified; raises QuoteFormatError)."""
+        try:
+            return x509.load_der_x509_certificate(self.pck_chain_der[0])
+        except ValueError as exc:
+            raise QuoteFormatError(f"PCK leaf certificate is not valid DER: {exc}") from None
+
+    @functools.cached_property
+    def fmspc(self) -> bytes:
+        """The 6-byte FMSPC from the PCK leaf's SGX extension (raises QuoteFormatError)."""
+        return _fmspc_from_certificate(self.pck_leaf)
+
+    @functools.cached_property
+    def ca(self) -> str:
+        """``"platform"`` or ``"processor"``: which PCK CA issued the leaf (its issuer CN)."""
+        try:
+            names = self.pck_leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+        except ValueError as exc:
+            raise QuoteFormatError(f"PCK leaf issuer is malformed: {exc}") from None
+        common_name = str(names[0].value) if names else ""
+        if common_name == "Intel SGX PCK Platform CA":
+            return "platform"
+        if common_name == "Intel SGX PCK Processor CA":
+            return "processor"
+        raise QuoteFormatError(f"PCK leaf issued by an unknown CA: {common_name!r}")
+
+
+def parse_quote(data: bytes) -> TdxQuote:
+    """Parse a TDX quote v4 or v5; trailing bytes are tolerated and dropped.
+
+    Raises :class:`~attquic.errors.QuoteFormatError` on anything truncated or inconsistent.
+    """
+    data = bytes(data)
+    reader = _LEReader(data)
+    header = _parse_header(reader)
+    body_start = HEADER_SIZE
+    if header.version == 5:
+        body_type = reader.u16("body descriptor")
+        body_size = reader.u32("body descriptor")
+        report_type = _v5_report_type(body_type, body_size)
+        body_start += BODY_DESCRIPTOR_SIZE
+    else:
+        report_type = TdReportType.TD_REPORT_10
+    body = _parse_td_report(reader, report_type)
+    signed_end = reader.pos
+    sig_data_len = reader.u32("signature data length")
+    sig_data_end = reader.pos + sig_data_len
+    if sig_data_end > len(data):
+        raise QuoteFormatError(
+            f"signature data length {sig_data_len} exceeds the {len(data) - reader.pos} "
+            "bytes after it"
+        )
+    signature_data = _parse_signature_data(_LEReader(data[:sig_data_end], reader.pos))
+    return TdxQuote(
+        header=header,
+        body=body,
+        signature_data=signature_data,
+        signed_bytes=data[:signed_end],
+        raw=data[:sig_data_end],
+    )
+
+
+def _parse_header(reader: _LEReader) -> QuoteHeader:
+    version = reader.u16("header")
+    if version not in (4, 5):
+        raise QuoteFormatError(f"unsupported quote version {version} (expected 4 or 5)")
+    key_type = reader.u16("header")
+    if key_type != ATTESTATION_KEY_TYPE_ECDSA_P256:
+        raise QuoteFormatError(
+            f"unsupported attestation key type {key_type} (expected 2, ECDSA-P256)"
+        )
+    tee_type = reader.u32("header")
+    if tee_type != TEE_TYPE_TDX:
+        raise QuoteFormatError(f"TEE type {tee_type:#x} is not TDX (0x81)")
+    return QuoteHeader(
+        version=version,
+        attestation_key_type=key_type,
+        tee_type=tee_type,
+        reserved=reader.read(4, "header"),
+        qe_vendor_id=reader.read(16, "header"),
+        user_data=reader.read(20, "header"),
+    )
+
+
+def _v5_report_type(body_type: int, body_size: int) -> TdReportType:
+    expected = {
+        TdReportType.TD_REPORT_10: TD_REPORT10_SIZE,
+        TdReportType.TD_REPORT_15: TD_REPORT15_SIZE,
+    }
+    if body_type not in expected:
+        raise QuoteFormatError(
+            f"unsupported v5 body type {body_type} (expected 2 = TD report 1.0 or 3 = TD 1.5)"
+        )
+    report_type = TdReportType(body_type)
+    if body_size != expected[report_type]:
+        raise QuoteFormatError(
+            f"v5 body size {body_size} does not match body type {body_type} "
+            f"(expected {expected[report_type]})"
+        )
+    return report_type
+
+
+def _parse_td_report(reader: _LEReader, report_type: TdReportType) -> TdReportBody:
+    read = reader.read
+    what = "TD report body"
+    tee_tcb_svn = read(16, what)
+    mrseam = read(48, what)
+    mrsignerseam = read(48, what)
+    seam_attributes = read(8, what)
+    td_attributes = TdAttributes(int.from_bytes(read(8, what), "little"))
+    xfam = read(8, what)
+    mrtd = read(48, what)
+    mrconfigid = read(48, what)
+    mrowner = read(48, what)
+    mrownerconfig = read(48, what)
+    rtmrs = (read(48, what), read(48, what), read(48, what), read(48, what))
+    report_data = read(64, what)
+    tee_tcb_svn2 = mrservicetd = None
+    if report_type is TdReportType.TD_REPORT_15:
+        tee_tcb_svn2 = read(16, what)
+        mrservicetd = read(48, what)
+    return TdReportBody(
+        report_type=report_type,
+        tee_tcb_svn=tee_tcb_svn,
+        mrseam=mrseam,
+        mrsignerseam=mrsignerseam,
+        seam_attributes=seam_attributes,
+        td_attributes=td_attributes,
+        xfam=xfam,
+        mrtd=mrtd,
+        mrconfigid=mrconfigid,
+        mrowner=mrowner,
+        mrownerconfig=mrownerconfig,
+        rtmrs=rtmrs,
+        report_data=report_data,
+        tee_tcb_svn2=tee_tcb_svn2,
+        mrservicetd=mrservicetd,
+    )
+
+
+def _parse_signature_data(reader: _LEReader) -> QuoteSignatureData:
+    signature = reader.read(SIGNATURE_SIZE, "quote signature")
+    attestation_key = reader.read(ATTESTATION_KEY_SIZE, "attestation key")
+    outer_type = reader.u16("certification data header")
+    if outer_type != CERT_DATA_QE_REPORT:
+        raise QuoteFormatError(
+            f"certification data type {outer_type} is not 6 (QE report certification data)"
+        )
+    outer_size = reader.u32("certification data header")
+    outer = _LEReader(reader.read(outer_size, "QE report certification data"))
+    qe_report = _parse_qe_report(outer.read(QE_REPORT_SIZE, "QE report"))
+    qe_report_signature = outer.read(SIGNATURE_SIZE, "QE report signature")
+    qe_auth_data = outer.read(outer.u16("QE auth data length"), "QE auth data")
+    inner_type = outer.u16("PCK certification data header")
+    if inner_type != CERT_DATA_PCK_CHAIN:
+        raise QuoteFormatError(
+            f"nested certification data type {inner_type} is not 5 (PCK certificate chain)"
+        )
+    inner_size = outer.u32("PCK certification data header")
+    chain = outer.read(inner_size, "PCK certificate chain")
+    if outer.pos != outer_size:
+        raise QuoteFormatError(
+            f"{outer_size - outer.pos} unexpected bytes after the PCK certificate chain"
+        )
+    if not reader.at_end:
+        raise QuoteFormatError("signature data length does not match its contents")
+    return QuoteSignatureData(
+        signature=signature,
+        attestation_key=attestation_key,
+        qe_report=qe_report,
+        qe_report_signature=qe_report_signature,
+        qe_auth_data=qe_auth_data,
+        pck_cert_chain_pem=chain.rstrip(b"\x00"),
+    )
+
+
+def _parse_qe_report(raw: bytes) -> QeReport:
+    misc_select, isv_prod_id, isv_svn = (
+        struct.unpack_from("<I", raw, 16)[0],
+        *struct.unpack_from("<HH", raw, 256),
+    )
+    return QeReport(
+        cpu_svn=raw[0:16],
+        misc_select=misc_select,
+        attributes=raw[48:64],
+        mrenclave=raw[64:96],
+        mrsigner=raw[128:160],
+        isv_prod_id=isv_prod_id,
+        isv_svn=isv_svn,
+        report_data=raw[320:384],
+        raw=raw,
+    )
+
+
+# --- PCK certificate chain ------------------------------------------------------------------
+
+
+def _split_pem_chain(pem: bytes) -> tuple[bytes, ...]:
+    """DER certificates from a concatenated PEM chain (strict base64)."""
+    ders: list[bytes] = []
+    pos = 0
+    while True:
+        begin = pem.find(_PEM_BEGIN, pos)
+        if begin < 0:
+            break
+        end = pem.find(_PEM_END, begin)
+        if end < 0:
+            raise QuoteFormatError("PCK certificate chain: PEM block without END line")
+        body = b"".join(pem[begin + len(_PEM_BEGIN) : end].split())
+        try:
+            ders.append(base64.b64decode(body, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise QuoteFormatError(f"PCK certificate chain: bad base64 ({exc})") from None
+        pos = end + len(_PEM_END)
+    if not ders:
+        raise QuoteFormatError("PCK certificate chain contains no PEM certificate")
+    return tuple(ders)
+
+
+def _fmspc_from_certificate(cert: x509.Certificate) -> bytes:
+    try:
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(_SGX_EXTENSION_OID))
+    except (x509.ExtensionNotFound, ValueError):
+        raise QuoteFormatError("PCK leaf certificate has no SGX extension") from None
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise QuoteFormatError("PCK leaf SGX extension is not opaque DER")
+    fmspc = _find_sgx_value(value.value, _encode_oid(_FMSPC_OID))
+    if fmspc is None or len(fmspc) != 6:
+        raise QuoteFormatError("PCK leaf SGX extension has no 6-byte FMSPC")
+    return fmspc
+
+
+def _encode_oid(dotted: str) -> bytes:
+    parts = [int(p) for p in dotted.split(".")]
+    out = bytearray([parts[0] * 40 + parts[1]])
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        part >>= 7
+        while part:
+            chunk.append(0x80 | (part & 0x7F))
+            part >>= 7
+        out.extend(reversed(chunk))
+    return bytes(out)
+
+
+def _der_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, content) TLVs directly inside ``data`` (definite lengths only)."""
+    items: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise QuoteFormatError("SGX extension: truncated DER")
+        tag, length = data[pos], data[pos + 1]
+        pos += 2
+        if length & 0x80:
+            n = length & 0x7F
+            if n == 0 or n > 4 or pos + n > len(data):
+                raise QuoteFormatError("SGX extension: bad DER length")
+            length = int.from_bytes(data[pos : pos + n], "big")
+            pos += n
+        if pos + length > len(data):
+            raise QuoteFormatError("SGX extension: truncated DER")
+        items.append((tag, data[pos : pos + length]))
+        pos += length
+    return items
+
+
+def _find_sgx_value(extension_der: bytes, oid_content: bytes) -> bytes | None:
+    """The content of the value paired with ``oid_content`` in the SGX extension's SEQUENCE."""
+    top = _der_items(extension_der)
+    if len(top) != 1 or top[0][0] != 0x30:
+        raise QuoteFormatError("SGX extension is not a DER SEQUENCE")
+    for tag, entry in _der_items(top[0][1]):
+        if tag != 0x30:
+            continue
+        pair = _der_items(entry)
+        if len(pair) == 2 and pair[0] == (0x06, oid_content):
+            return pair[1][1]
+    return None
