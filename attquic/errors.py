@@ -18,6 +18,7 @@ import enum
 __all__ = [
     "AttestationError",
     "AttestationTimeout",
+    "AttesterUnavailable",
     "AttquicError",
     "AuthenticatorError",
     "BadFinished",
@@ -117,6 +118,14 @@ class ConfigurationError(LocalError, ValueError):
 
 class ExporterUnavailable(LocalError):
     """No exporter master secret was captured (handshake not complete or capture failed)."""
+
+
+class AttesterUnavailable(LocalError):
+    """This side cannot produce evidence right now.
+
+    No TEE interface (configfs-tsm absent or not TDX), no permission, or the quote service
+    failed, timed out or was busy.
+    """
 
 
 class CannotAuthenticate(LocalError):
