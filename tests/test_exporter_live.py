@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from aioquic import tls
-from aioquic.asyncio import connect, serve
+from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicStreamHandler
+from aioquic.asyncio.server import serve
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -70,11 +71,12 @@ class DriftingProtocol(RecordingProtocol):
         def drifted(
             direction: tls.Direction, epoch: tls.Epoch, suite: tls.CipherSuite, secret: bytes
         ) -> None:
-            if epoch == tls.Epoch.ONE_RTT:
-                quic.tls.key_schedule.update_hash(b"\x14\x00\x00\x00")
+            schedule = quic.tls.key_schedule
+            if epoch == tls.Epoch.ONE_RTT and schedule is not None:
+                schedule.update_hash(b"\x14\x00\x00\x00")
             hooked(direction, epoch, suite, secret)
 
-        quic._update_traffic_key = drifted  # type: ignore[method-assign]
+        quic._update_traffic_key = drifted  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +116,9 @@ async def running_server(
         "127.0.0.1", 0, configuration=configuration, create_protocol=create_protocol
     )
     try:
-        port = server._transport.get_extra_info("sockname")[1]
-        yield port, created
+        transport = server._transport
+        assert transport is not None
+        yield transport.get_extra_info("sockname")[1], created
     finally:
         server.close()
 
@@ -180,6 +183,7 @@ async def test_each_connection_has_its_own_exporter(server_identity: SelfSigned)
             async with connect(
                 "127.0.0.1", port, configuration=client_config, create_protocol=RecordingProtocol
             ) as client:
+                assert isinstance(client, RecordingProtocol)
                 exports.append(client.export_keying_material(label, b"", 32))
         assert exports[0] != exports[1]
         assert [s.export_keying_material(label, b"", 32) for s in servers] == exports
@@ -243,13 +247,15 @@ async def test_exporter_unavailable_before_handshake(server_identity: SelfSigned
 
 def test_capture_is_per_connection_and_idempotent(server_identity: SelfSigned) -> None:
     _, client_config = configurations(server_identity, tls.CipherSuite.AES_128_GCM_SHA256)
+    original = vars(QuicConnection)["_update_traffic_key"]
     first = QuicConnection(configuration=client_config)
     second = QuicConnection(configuration=client_config)
     capture = capture_exporter(first)
     assert isinstance(capture, ExporterCapture)
     assert capture_exporter(first) is capture
-    assert "_update_traffic_key" not in vars(second)  # no class-level patching
-    assert QuicConnection._update_traffic_key is not first._update_traffic_key
+    assert "_update_traffic_key" in vars(first)  # wrapped on this instance only
+    assert "_update_traffic_key" not in vars(second)
+    assert vars(QuicConnection)["_update_traffic_key"] is original  # no class-level patching
 
 
 def test_capture_refuses_a_started_handshake(server_identity: SelfSigned) -> None:
