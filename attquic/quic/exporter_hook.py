@@ -113,38 +113,41 @@ class ExporterCapture:
     def _capture(
         self, direction: tls.Direction, cipher_suite: tls.CipherSuite, secret: bytes
     ) -> None:
-        problem = self._schedule_problem(direction, cipher_suite, secret)
-        if problem is not None:
-            self._failure = problem
-            raise tls.AlertInternalError(f"exporter capture: {problem}")
-        schedule = self._tls_context().key_schedule
-        assert isinstance(schedule, tls.KeySchedule)  # checked by _schedule_problem
+        schedule = self._checked_schedule(direction, cipher_suite, secret)
         exporter = ExporterSecret(
             hash_name=schedule.algorithm.name, secret=schedule.derive_secret(b"exp master")
         )
         self._result = (exporter, cipher_suite)
 
-    def _schedule_problem(
+    def _checked_schedule(
         self, direction: tls.Direction, cipher_suite: tls.CipherSuite, secret: bytes
-    ) -> str | None:
-        """Why the key schedule is not where RFC 8446 puts "exp master", or None if it is."""
+    ) -> tls.KeySchedule:
+        """The key schedule, proven to be where RFC 8446 derives "exp master".
+
+        :raises aioquic.tls.AlertInternalError: it is not; aioquic aborts the handshake.
+        """
+
+        def refuse(problem: str) -> tls.AlertInternalError:
+            self._failure = problem
+            return tls.AlertInternalError(f"exporter capture: {problem}")
+
         # Both sides first install server_application_traffic_secret_0: the client to decrypt,
         # the server to encrypt.
         expected_direction = tls.Direction.DECRYPT if self._is_client else tls.Direction.ENCRYPT
         if direction != expected_direction:
-            return "first 1-RTT key has an unexpected direction"
+            raise refuse("first 1-RTT key has an unexpected direction")
         schedule = getattr(self._tls_context(), "key_schedule", None)
         if not isinstance(schedule, tls.KeySchedule):
-            return "no negotiated key schedule"
+            raise refuse("no negotiated key schedule")
         if schedule.generation != _MASTER_GENERATION:
-            return "key schedule is not at the master secret"
+            raise refuse("key schedule is not at the master secret")
         if schedule.cipher_suite != cipher_suite:
-            return "key schedule suite differs from the installed key's suite"
+            raise refuse("key schedule suite differs from the installed key's suite")
         if schedule.algorithm.name not in _SUITE_HASHES:
-            return "unsupported suite hash"
+            raise refuse("unsupported suite hash")
         if not hmac.compare_digest(schedule.derive_secret(b"s ap traffic"), secret):
-            return "key schedule does not reproduce the server application traffic secret"
-        return None
+            raise refuse("key schedule does not reproduce the server application traffic secret")
+        return schedule
 
     # --- results -----------------------------------------------------------------------------
 
