@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from _exporter_certs import SelfSigned, self_signed
 from aioquic import tls
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicStreamHandler
@@ -26,7 +27,6 @@ from attquic import profile
 from attquic.errors import ConfigurationError, ExporterUnavailable
 from attquic.keyschedule import ExporterSecret
 from attquic.quic import ExporterCapture, ExportingQuicConnectionProtocol, capture_exporter
-from tests._exporter_certs import SelfSigned, self_signed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.network, pytest.mark.timeout(30)]
 

@@ -14,13 +14,13 @@ import ssl
 from dataclasses import dataclass
 
 import pytest
+from _exporter_certs import SelfSigned, self_signed
+from _tls13_record import AioquicTlsEndpoint
 from aioquic import tls
 from OpenSSL import SSL
 
 from attquic import profile
 from attquic.quic import ExporterCapture
-from tests._exporter_certs import SelfSigned, self_signed
-from tests._tls13_record import AioquicTlsEndpoint
 
 SUITES = [
     pytest.param(tls.CipherSuite.AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256", id="aes128gcm"),
