@@ -25,11 +25,12 @@ import base64
 import binascii
 import enum
 import functools
+import hmac
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from attquic.errors import QuoteFormatError
 
@@ -276,19 +277,29 @@ class TdxQuote:
         except ValueError as exc:
             raise QuoteFormatError(f"PCK leaf certificate is not valid DER: {exc}") from None
 
+    def chain_ends_with(self, root_der: bytes) -> bool:
+        """Whether the last certificate of the PCK chain is exactly ``root_der``.
+
+        Compares base64 text (whitespace removed) with the canonical encoding of
+        ``root_der``, which avoids decoding the whole chain on the verification hot path.
+        """
+        pem = self.signature_data.pck_cert_chain_pem
+        begin = pem.rfind(_PEM_BEGIN)
+        end = pem.find(_PEM_END, begin)
+        if begin < 0 or end < 0 or pem.find(_PEM_BEGIN) == begin:
+            return False  # no PEM block, or the chain is only one certificate long
+        body = b"".join(pem[begin + len(_PEM_BEGIN) : end].split())
+        return hmac.compare_digest(body, base64.b64encode(root_der))
+
     @functools.cached_property
     def fmspc(self) -> bytes:
         """The 6-byte FMSPC from the PCK leaf's SGX extension (raises QuoteFormatError)."""
-        return _fmspc_from_certificate(self.pck_leaf)
+        return _fmspc_from_leaf(self.pck_chain_der[0])
 
     @functools.cached_property
     def ca(self) -> str:
         """``"platform"`` or ``"processor"``: which PCK CA issued the leaf (its issuer CN)."""
-        try:
-            names = self.pck_leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-        except ValueError as exc:
-            raise QuoteFormatError(f"PCK leaf issuer is malformed: {exc}") from None
-        common_name = str(names[0].value) if names else ""
+        common_name = _issuer_common_name(self.pck_chain_der[0])
         if common_name == "Intel SGX PCK Platform CA":
             return "platform"
         if common_name == "Intel SGX PCK Processor CA":
@@ -371,38 +382,46 @@ def _v5_report_type(body_type: int, body_size: int) -> TdReportType:
     return report_type
 
 
+_TD_REPORT10_LAYOUT: Final = struct.Struct("<16s48s48s8sQ8s48s48s48s48s48s48s48s48s64s")
+_TD_REPORT15_EXTRA: Final = struct.Struct("<16s48s")
+
+
 def _parse_td_report(reader: _LEReader, report_type: TdReportType) -> TdReportBody:
-    read = reader.read
-    what = "TD report body"
-    tee_tcb_svn = read(16, what)
-    mrseam = read(48, what)
-    mrsignerseam = read(48, what)
-    seam_attributes = read(8, what)
-    td_attributes = TdAttributes(int.from_bytes(read(8, what), "little"))
-    xfam = read(8, what)
-    mrtd = read(48, what)
-    mrconfigid = read(48, what)
-    mrowner = read(48, what)
-    mrownerconfig = read(48, what)
-    rtmrs = (read(48, what), read(48, what), read(48, what), read(48, what))
-    report_data = read(64, what)
+    (
+        tee_tcb_svn,
+        mrseam,
+        mrsignerseam,
+        seam_attributes,
+        td_attributes,
+        xfam,
+        mrtd,
+        mrconfigid,
+        mrowner,
+        mrownerconfig,
+        rtmr0,
+        rtmr1,
+        rtmr2,
+        rtmr3,
+        report_data,
+    ) = _TD_REPORT10_LAYOUT.unpack(reader.read(TD_REPORT10_SIZE, "TD report body"))
     tee_tcb_svn2 = mrservicetd = None
     if report_type is TdReportType.TD_REPORT_15:
-        tee_tcb_svn2 = read(16, what)
-        mrservicetd = read(48, what)
+        tee_tcb_svn2, mrservicetd = _TD_REPORT15_EXTRA.unpack(
+            reader.read(TD_REPORT15_SIZE - TD_REPORT10_SIZE, "TD report 1.5 body")
+        )
     return TdReportBody(
         report_type=report_type,
         tee_tcb_svn=tee_tcb_svn,
         mrseam=mrseam,
         mrsignerseam=mrsignerseam,
         seam_attributes=seam_attributes,
-        td_attributes=td_attributes,
+        td_attributes=TdAttributes(td_attributes),
         xfam=xfam,
         mrtd=mrtd,
         mrconfigid=mrconfigid,
         mrowner=mrowner,
         mrownerconfig=mrownerconfig,
-        rtmrs=rtmrs,
+        rtmrs=(rtmr0, rtmr1, rtmr2, rtmr3),
         report_data=report_data,
         tee_tcb_svn2=tee_tcb_svn2,
         mrservicetd=mrservicetd,
@@ -488,18 +507,55 @@ def _split_pem_chain(pem: bytes) -> tuple[bytes, ...]:
     return tuple(ders)
 
 
-def _fmspc_from_certificate(cert: x509.Certificate) -> bytes:
-    try:
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(_SGX_EXTENSION_OID))
-    except (x509.ExtensionNotFound, ValueError):
-        raise QuoteFormatError("PCK leaf certificate has no SGX extension") from None
-    value = ext.value
-    if not isinstance(value, x509.UnrecognizedExtension):
-        raise QuoteFormatError("PCK leaf SGX extension is not opaque DER")
-    fmspc = _find_sgx_value(value.value, _encode_oid(_FMSPC_OID))
-    if fmspc is None or len(fmspc) != 6:
-        raise QuoteFormatError("PCK leaf SGX extension has no 6-byte FMSPC")
-    return fmspc
+def _tbs_items(cert_der: bytes) -> list[tuple[int, bytes]]:
+    """The fields of a certificate's tbsCertificate (structure only, nothing verified)."""
+    outer = _der_items(cert_der)
+    if len(outer) != 1 or outer[0][0] != 0x30:
+        raise QuoteFormatError("PCK leaf certificate is not a DER SEQUENCE")
+    parts = _der_items(outer[0][1])
+    if not parts or parts[0][0] != 0x30:
+        raise QuoteFormatError("PCK leaf certificate has no tbsCertificate")
+    return _der_items(parts[0][1])
+
+
+def _fmspc_from_leaf(cert_der: bytes) -> bytes:
+    extensions = [content for tag, content in _tbs_items(cert_der) if tag == 0xA3]
+    if len(extensions) != 1:
+        raise QuoteFormatError("PCK leaf certificate has no extensions")
+    sgx_oid = _encode_oid(_SGX_EXTENSION_OID)
+    for wrapper_tag, wrapper in _der_items(extensions[0]):
+        if wrapper_tag != 0x30:
+            raise QuoteFormatError("PCK leaf extensions are not a DER SEQUENCE")
+        for tag, extension in _der_items(wrapper):
+            if tag != 0x30:
+                raise QuoteFormatError("PCK leaf extension is not a DER SEQUENCE")
+            parts = _der_items(extension)
+            if parts and parts[0] == (0x06, sgx_oid) and parts[-1][0] == 0x04:
+                fmspc = _find_sgx_value(parts[-1][1], _encode_oid(_FMSPC_OID))
+                if fmspc is None or len(fmspc) != 6:
+                    raise QuoteFormatError("PCK leaf SGX extension has no 6-byte FMSPC")
+                return fmspc
+    raise QuoteFormatError("PCK leaf certificate has no SGX extension")
+
+
+def _issuer_common_name(cert_der: bytes) -> str:
+    tbs = _tbs_items(cert_der)
+    if tbs and tbs[0][0] == 0xA0:  # explicit version
+        tbs = tbs[1:]
+    if len(tbs) < 3 or tbs[2][0] != 0x30:
+        raise QuoteFormatError("PCK leaf certificate has no issuer name")
+    cn_oid = _encode_oid("2.5.4.3")
+    for rdn_tag, rdn in _der_items(tbs[2][1]):
+        if rdn_tag != 0x31:
+            raise QuoteFormatError("PCK leaf issuer name is malformed")
+        for _, attribute in _der_items(rdn):
+            parts = _der_items(attribute)
+            if len(parts) == 2 and parts[0] == (0x06, cn_oid):
+                try:
+                    return parts[1][1].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise QuoteFormatError("PCK leaf issuer CN is not UTF-8") from None
+    return ""
 
 
 def _encode_oid(dotted: str) -> bytes:

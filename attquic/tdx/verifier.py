@@ -1,0 +1,370 @@
+"""Full DCAP verification of TDX quotes (dcap-qvl), channel binding, and appraisal.
+
+The order of checks, and what each failure raises:
+
+1. structure (:func:`~attquic.tdx.quote.parse_quote`): :class:`~attquic.errors.QuoteFormatError`;
+2. collateral window (every piece valid at ``now``): :class:`~attquic.errors.EvidenceInvalid`
+   "collateral not valid at <time>: ...";
+3. the quote's PCK chain must end in the trust anchor (the pinned Intel SGX Root CA, or the
+   loudly named ``unsafe_root_ca_der``): EvidenceInvalid;
+4. DCAP (dcap-qvl): root CA CRL, TCB-info and QE-identity signatures and chains, PCK chain and
+   PCK CRL, QE report signature, QE report-data binding of the attestation key, quote
+   signature, QE identity, platform and TDX-module TCB level: EvidenceInvalid with dcap-qvl's
+   reason. dcap-qvl 0.7 also refuses, *after* all signature and TCB checks passed, TDs whose
+   attributes are unsafe (debug, no SEPT_VE_DISABLE, reserved bits, migration...) or whose
+   MRSERVICETD is not zero; attquic reports those as :class:`~attquic.errors.PolicyRejected`
+   (the evidence is authentic, its content is not acceptable), listing the policy's other
+   mismatches too;
+5. REPORTDATA equals the expected value (constant time): :class:`~attquic.errors.BindingMismatch`;
+6. the :class:`~attquic.tdx.policy.AppraisalPolicy`: PolicyRejected with every mismatch.
+
+:func:`verify_quote` raises; :func:`check_quote` returns a :class:`QuoteVerdict` instead (CLI).
+:class:`TdxVerifier` plugs all this into attquic's :class:`~attquic.attestation.Verifier`
+interface, running dcap-qvl in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio.to_thread
+import dcap_qvl
+import structlog
+
+from attquic.attestation import HardwareAttestation
+from attquic.errors import (
+    AttestationError,
+    BindingMismatch,
+    EvidenceInvalid,
+    PolicyRejected,
+    QuoteFormatError,
+)
+from attquic.profile import TDX_QUOTE_MEDIA_TYPE
+from attquic.tdx.collateral import Collateral, CollateralSource, format_time
+from attquic.tdx.intel_root import intel_sgx_root_ca_der
+from attquic.tdx.policy import AppraisalPolicy
+from attquic.tdx.quote import TdAttributes, TdxQuote, parse_quote
+
+if TYPE_CHECKING:
+    from attquic.keyschedule import Binding
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "QuoteVerdict",
+    "TdxAttestation",
+    "TdxVerifier",
+    "check_quote",
+    "verify_quote",
+]
+
+_log = structlog.get_logger("attquic.tdx")
+
+DEFAULT_POLICY: Final = AppraisalPolicy()
+"""Production defaults: UpToDate only, no advisories, no debug, SEPT_VE_DISABLE required."""
+
+_EVIDENCE_INDICATOR: Final = 4
+
+# dcap-qvl 0.7 messages for attribute checks it runs after every signature and TCB check.
+_ENGINE_POLICY_REASONS: Final = {
+    "Debug mode is enabled": "TD is in debug mode (TDATTRIBUTES.DEBUG is set)",
+    "SEPT_VE_DISABLE is not enabled": "TDATTRIBUTES.SEPT_VE_DISABLE is not set",
+    "TD profiling is enabled": "TD profiling is enabled (TDATTRIBUTES)",
+    "SERVTD_EXT is enabled": "TDATTRIBUTES.SERVTD_EXT is set",
+    "TD migration is enabled": "TD migration is enabled (TDATTRIBUTES.MIGRATABLE)",
+    "Reserved bits in TD attributes are set": "reserved TDATTRIBUTES bits are set",
+    "Invalid MR service TD": "MRSERVICETD is not zero",
+}
+_WINDOW_MARKERS: Final = ("in the future", "Expired", "expired", "NotValidYet")
+
+
+@dataclass(frozen=True)
+class TdxAttestation(HardwareAttestation):
+    """An accepted TDX quote: what the application may rely on, as typed data."""
+
+    tcb_status: str
+    """Intel TCB status of platform, TDX module and QE together (e.g. ``UpToDate``)."""
+    advisory_ids: tuple[str, ...]
+    mrtd: bytes
+    rtmrs: tuple[bytes, bytes, bytes, bytes]
+    mrconfigid: bytes
+    mrowner: bytes
+    mrownerconfig: bytes
+    mrseam: bytes
+    td_attributes: TdAttributes
+    xfam: bytes
+    report_data: bytes
+    fmspc: bytes
+    quote: TdxQuote = field(repr=False)
+
+
+@dataclass(frozen=True)
+class QuoteVerdict:
+    """The outcome of :func:`check_quote`: accepted or not, and every reason why not."""
+
+    accepted: bool
+    reasons: tuple[str, ...]
+    """Empty when accepted."""
+    tcb_status: str | None
+    """``None`` when DCAP did not get as far as a TCB status."""
+    advisory_ids: tuple[str, ...]
+    quote: TdxQuote | None
+    """``None`` when the bytes are not a well-formed quote."""
+    attestation: TdxAttestation | None
+    error: AttestationError | QuoteFormatError | None = field(default=None, repr=False)
+    """The exception :func:`verify_quote` raises for this verdict."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (hex for bytes)."""
+        body = self.quote.body if self.quote is not None else None
+        return {
+            "accepted": self.accepted,
+            "tcb_status": self.tcb_status,
+            "advisory_ids": list(self.advisory_ids),
+            "mrtd": body.mrtd.hex() if body else None,
+            "rtmrs": [r.hex() for r in body.rtmrs] if body else None,
+            "report_data": body.report_data.hex() if body else None,
+            "reasons": list(self.reasons),
+            "error": type(self.error).__name__ if self.error is not None else None,
+        }
+
+
+def verify_quote(
+    quote: bytes | TdxQuote,
+    collateral: Collateral,
+    *,
+    now: float,
+    policy: AppraisalPolicy = DEFAULT_POLICY,
+    expected_report_data: bytes | None = None,
+    unsafe_root_ca_der: bytes | None = None,
+    media_type: str = TDX_QUOTE_MEDIA_TYPE,
+) -> TdxAttestation:
+    """Verify ``quote`` completely at ``now`` and appraise it; return the typed result.
+
+    ``expected_report_data`` (64 bytes) is compared in constant time with REPORTDATA; leave it
+    ``None`` only when the caller checks the binding itself. ``unsafe_root_ca_der`` replaces the
+    pinned Intel SGX Root CA as trust anchor: for simulated TDX hierarchies only, never in
+    production (a warning is logged on every use).
+
+    Raises QuoteFormatError, EvidenceInvalid, BindingMismatch or PolicyRejected.
+    """
+    verdict = check_quote(
+        quote,
+        collateral,
+        now=now,
+        policy=policy,
+        expected_report_data=expected_report_data,
+        unsafe_root_ca_der=unsafe_root_ca_der,
+        media_type=media_type,
+    )
+    if verdict.error is not None:
+        raise verdict.error
+    assert verdict.attestation is not None
+    return verdict.attestation
+
+
+def check_quote(
+    quote: bytes | TdxQuote,
+    collateral: Collateral,
+    *,
+    now: float,
+    policy: AppraisalPolicy = DEFAULT_POLICY,
+    expected_report_data: bytes | None = None,
+    unsafe_root_ca_der: bytes | None = None,
+    media_type: str = TDX_QUOTE_MEDIA_TYPE,
+) -> QuoteVerdict:
+    """Like :func:`verify_quote`, but return a :class:`QuoteVerdict` instead of raising."""
+    try:
+        parsed = quote if isinstance(quote, TdxQuote) else parse_quote(quote)
+    except QuoteFormatError as exc:
+        return _rejected(None, exc)
+    try:
+        root_der = _trust_anchor(parsed, unsafe_root_ca_der)
+    except (EvidenceInvalid, QuoteFormatError) as exc:
+        return _rejected(parsed, exc)
+    window_problem = collateral.window_problem(now)
+    if window_problem is not None:
+        return _rejected(parsed, EvidenceInvalid(window_problem))
+    try:
+        if unsafe_root_ca_der is None:
+            report = dcap_qvl.verify(parsed.raw, collateral.qvl, int(now))
+        else:
+            report = dcap_qvl.verify_with_root_ca(parsed.raw, collateral.qvl, root_der, int(now))
+    except ValueError as exc:
+        engine_reason, error = _translate_dcap_error(str(exc), now)
+        if error is not None:
+            return _rejected(parsed, error)
+        # Authentic evidence whose attributes dcap-qvl refuses: binding first, then policy.
+        binding_error = _binding_error(parsed, expected_report_data)
+        if binding_error is not None:
+            return _rejected(parsed, binding_error)
+        reasons = policy.appraise(parsed, None, (), collateral, now)
+        if not any(reason.startswith(engine_reason) for reason in reasons):
+            reasons.insert(0, f"{engine_reason} (dcap-qvl refuses this whatever the policy)")
+        return _rejected(parsed, PolicyRejected(reasons))
+    status: str = report.status
+    advisories = tuple(report.advisory_ids)
+    binding_error = _binding_error(parsed, expected_report_data)
+    if binding_error is not None:
+        return _rejected(parsed, binding_error, status, advisories)
+    reasons = policy.appraise(parsed, status, advisories, collateral, now)
+    if reasons:
+        return _rejected(parsed, PolicyRejected(reasons), status, advisories)
+    body = parsed.body
+    attestation = TdxAttestation(
+        verified_at=now,
+        media_type=media_type,
+        evidence=parsed.raw,
+        tcb_status=status,
+        advisory_ids=advisories,
+        mrtd=body.mrtd,
+        rtmrs=body.rtmrs,
+        mrconfigid=body.mrconfigid,
+        mrowner=body.mrowner,
+        mrownerconfig=body.mrownerconfig,
+        mrseam=body.mrseam,
+        td_attributes=body.td_attributes,
+        xfam=body.xfam,
+        report_data=body.report_data,
+        fmspc=bytes.fromhex(collateral.fmspc),  # dcap-qvl checked it equals the PCK's
+        quote=parsed,
+    )
+    return QuoteVerdict(True, (), status, advisories, parsed, attestation)
+
+
+def _rejected(
+    quote: TdxQuote | None,
+    error: AttestationError | QuoteFormatError,
+    tcb_status: str | None = None,
+    advisory_ids: tuple[str, ...] = (),
+) -> QuoteVerdict:
+    reasons = error.reasons if isinstance(error, PolicyRejected) else (str(error),)
+    return QuoteVerdict(False, reasons, tcb_status, advisory_ids, quote, None, error)
+
+
+def _trust_anchor(quote: TdxQuote, unsafe_root_ca_der: bytes | None) -> bytes:
+    """The root to verify against; the quote's own chain must end in exactly that root."""
+    if unsafe_root_ca_der is None:
+        root_der = intel_sgx_root_ca_der()
+        anchor_name = "the pinned Intel SGX Root CA"
+    else:
+        root_der = bytes(unsafe_root_ca_der)
+        anchor_name = "the configured unsafe root CA"
+        _log.warning(
+            "tdx.unsafe_root_ca",
+            message="verifying a TDX quote against a NON-INTEL root CA; "
+            "only acceptable for simulated TDX in tests and demos",
+        )
+    if not quote.chain_ends_with(root_der):
+        raise EvidenceInvalid(f"the quote's PCK certificate chain does not end in {anchor_name}")
+    return root_der
+
+
+def _binding_error(quote: TdxQuote, expected: bytes | None) -> BindingMismatch | None:
+    if expected is None:
+        return None
+    if not hmac.compare_digest(quote.body.report_data, bytes(expected)):
+        return BindingMismatch("REPORTDATA does not match the expected channel binding")
+    return None
+
+
+def _translate_dcap_error(message: str, now: float) -> tuple[str, EvidenceInvalid | None]:
+    """dcap-qvl's ValueError text as (reason, error); error None = engine policy refusal."""
+    text = message.removeprefix("Verification failed:").strip()
+    headline = text.split("\n", 1)[0].strip()
+    detail = re.sub(r"\s+", " ", text[len(headline) :]).strip()
+    detail = detail.removeprefix("Caused by:").strip()
+    if headline in _ENGINE_POLICY_REASONS:
+        return _ENGINE_POLICY_REASONS[headline], None
+    summary = f"{headline} ({detail})" if detail else headline
+    if any(marker in text for marker in _WINDOW_MARKERS):
+        what = "certificate" if "CertExpired" in text or "NotValidYet" in text else "collateral"
+        reason = f"{what} not valid at {format_time(now)}: {summary}"
+    elif headline == "No matching TCB level found":
+        reason = "TCB not supported: no TCB level of the TCB info matches this platform"
+    else:
+        reason = f"DCAP verification failed: {summary}"
+    return reason, EvidenceInvalid(reason)
+
+
+# --- the Verifier plug-in --------------------------------------------------------------------
+
+
+class TdxVerifier:
+    """attquic :class:`~attquic.attestation.Verifier` for CMW-wrapped TDX quotes.
+
+    Takes the quote from the CMW record of type :data:`~attquic.profile.TDX_QUOTE_MEDIA_TYPE`
+    (alone or inside a collection), gets collateral from ``collateral``, expects REPORTDATA =
+    ``binding.report_data`` and appraises with ``policy``. dcap-qvl runs in a worker thread.
+    """
+
+    def __init__(
+        self,
+        collateral: CollateralSource,
+        policy: AppraisalPolicy = DEFAULT_POLICY,
+        *,
+        unsafe_root_ca_der: bytes | None = None,
+        media_type: str = TDX_QUOTE_MEDIA_TYPE,
+    ) -> None:
+        self.collateral = collateral
+        self.policy = policy
+        self.unsafe_root_ca_der = unsafe_root_ca_der
+        self.media_type = media_type
+        if unsafe_root_ca_der is not None:
+            _log.warning(
+                "tdx.unsafe_root_ca",
+                message="TdxVerifier trusts a NON-INTEL root CA; simulated TDX only",
+            )
+
+    async def verify(self, cmw: object, binding: Binding, *, now: float) -> TdxAttestation:
+        """Verify the TDX quote in ``cmw`` against ``binding`` at ``now``."""
+        quote = parse_quote(self.quote_bytes(cmw))
+        collateral = await self.collateral.get(quote, now=now)
+        return await anyio.to_thread.run_sync(
+            functools.partial(
+                verify_quote,
+                quote,
+                collateral,
+                now=now,
+                policy=self.policy,
+                expected_report_data=binding.report_data,
+                unsafe_root_ca_der=self.unsafe_root_ca_der,
+                media_type=self.media_type,
+            )
+        )
+
+    def quote_bytes(self, cmw: object) -> bytes:
+        """The quote carried by the one TDX evidence record in ``cmw`` (EvidenceInvalid)."""
+        records = [rec for rec in _records(cmw, depth=0) if _record_type(rec) == self.media_type]
+        if len(records) != 1:
+            found = "no" if not records else str(len(records))
+            raise EvidenceInvalid(f"CMW carries {found} TDX quote record(s); expected exactly one")
+        record = records[0]
+        indicator = getattr(record, "ind", None)
+        if indicator is not None and not int(indicator) & _EVIDENCE_INDICATOR:
+            raise EvidenceInvalid("the TDX quote record is not marked as evidence (ind)")
+        value = getattr(record, "value", None)
+        if not isinstance(value, bytes | bytearray):
+            raise EvidenceInvalid("the TDX quote record's value is not bytes")
+        return bytes(value)
+
+
+def _record_type(record: object) -> object:
+    """The ``type`` of a CMW record (media type text or content format number)."""
+    return getattr(record, "type", None)
+
+
+def _records(cmw: object, *, depth: int) -> Iterator[object]:
+    """CMW records in a record or (nested) collection, duck-typed on attquic.cmw's model."""
+    if depth > 8:
+        return
+    items = getattr(cmw, "items", None)
+    if items is not None and not callable(items):
+        for member in items.values():
+            yield from _records(member, depth=depth + 1)
+    elif hasattr(cmw, "type") and hasattr(cmw, "value"):
+        yield cmw
