@@ -165,9 +165,7 @@ def test_generation_skew_is_retried(tsm_root: Path, kernel: FakeTsmKernel) -> No
     assert list(tsm_root.iterdir()) == []
 
 
-def test_generation_skew_gives_up_after_max_attempts(
-    tsm_root: Path, kernel: FakeTsmKernel
-) -> None:
+def test_generation_skew_gives_up_after_max_attempts(tsm_root: Path, kernel: FakeTsmKernel) -> None:
     kernel.skewed_writes = 100
     attester = ConfigfsTsmAttester(tsm_root, filesystem=kernel, max_attempts=3)
     with pytest.raises(AttesterUnavailable, match="another writer"):
