@@ -3,10 +3,48 @@
 Post-handshake attestation on aioquic: RFC 9261 exported authenticators whose leaf certificate
 entry carries a RATS CMW with an Intel TDX quote (draft-fossati-seat-expat), bound to the
 connection through the TLS exporter.
+
+The public API::
+
+    async with attquic.connect(host, port, configuration=tls, attestation=config) as conn:
+        print(conn.peer_attestation)            # verified before connect() returned
+        stream = await conn.open_stream()       # an anyio ByteStream
+
+    server = await attquic.serve(host, port, configuration=tls, attestation=config,
+                                 handler=handle)  # handle(conn) runs only once attested
 """
 
-from attquic.errors import AttquicError, CloseCode, LocalError, RemoteError
+from attquic.api import AttestedConnection, AttestedServer, connect, serve
+from attquic.attestation import (
+    AttestationResult,
+    Attester,
+    HardwareAttestation,
+    IssuerAssertion,
+    Verifier,
+)
+from attquic.config import AttestationConfiguration
+from attquic.errors import AttquicError, CloseCode, ConnectionClosed, LocalError, RemoteError
+from attquic.streams import AttestationAttribute, AttestedStream
 
 __version__ = "0.1.0"
 
-__all__ = ["AttquicError", "CloseCode", "LocalError", "RemoteError", "__version__"]
+__all__ = [
+    "AttestationAttribute",
+    "AttestationConfiguration",
+    "AttestationResult",
+    "AttestedConnection",
+    "AttestedServer",
+    "AttestedStream",
+    "Attester",
+    "AttquicError",
+    "CloseCode",
+    "ConnectionClosed",
+    "HardwareAttestation",
+    "IssuerAssertion",
+    "LocalError",
+    "RemoteError",
+    "Verifier",
+    "__version__",
+    "connect",
+    "serve",
+]

@@ -102,7 +102,8 @@ class ConnectionClosed(AttquicError):
         except ValueError:
             name = f"0x{code:x}"
         side = "peer" if by_peer else "local"
-        super().__init__(f"connection closed by {side}: {name}" + (f" ({reason})" if reason else ""))
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"connection closed by {side}: {name}{detail}")
 
 
 # --- local misuse -------------------------------------------------------------------------

@@ -1,0 +1,409 @@
+"""The aioquic adapter: drives an :class:`~attquic.session.AttestationSession` and owns the gate.
+
+This is the only place where attestation meets sockets and the event loop. It
+
+* captures the TLS exporter (through :class:`~attquic.quic.ExportingQuicConnectionProtocol`),
+* carries control-stream bytes between aioquic and the session,
+* runs the attester and the verifier as tasks (the verifier's DCAP work runs in a worker thread)
+  and feeds their outcome back,
+* holds application stream data in a bounded buffer until the gate opens, refusing streams
+  past the bound and dropping DATAGRAM frames,
+* closes the connection with the session's close code on any failure.
+
+Nothing reaches the application before the gate opens: no stream, no byte, no connection
+object (the server's handler and :func:`attquic.connect` wait for the gate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aioquic.quic import events as quic_events
+from aioquic.quic.connection import QuicConnection
+
+from attquic import profile
+from attquic.attestation import AttestationResult
+from attquic.config import AttestationConfiguration
+from attquic.errors import (
+    AttquicError,
+    BufferOverflow,
+    CloseCode,
+    ConnectionClosed,
+    LocalError,
+)
+from attquic.events import (
+    CloseConnection,
+    EvidenceNeeded,
+    GateOpened,
+    PeerAttested,
+    SendControlData,
+    VerificationNeeded,
+)
+from attquic.quic import ExportingQuicConnectionProtocol
+from attquic.session import AttestationSession, SessionConfiguration
+from attquic.streams import AttestedStream
+
+__all__ = ["AttestedQuicProtocol"]
+
+_connection_ids = itertools.count(1)
+
+
+@dataclass
+class _Timings:
+    """Monotonic timestamps of one connection's attestation, for logs and benchmarks."""
+
+    handshake_done: float | None = None
+    evidence: list[float] = field(default_factory=list)
+    verification: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _HeldStream:
+    chunks: list[tuple[bytes, bool]] = field(default_factory=list)
+
+
+class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
+    """aioquic protocol of an attested endpoint (client or server)."""
+
+    def __init__(
+        self,
+        quic: QuicConnection,
+        stream_handler: Any = None,
+        *,
+        attestation: AttestationConfiguration,
+        on_gate_open: Callable[[AttestedQuicProtocol], None] | None = None,
+    ) -> None:
+        super().__init__(quic, None)
+        self._config = attestation
+        self._on_gate_open = on_gate_open
+        is_client = quic.configuration.is_client
+        self._session = AttestationSession(
+            SessionConfiguration(
+                is_client=is_client,
+                attests=attestation.attests,
+                requires_peer_attestation=attestation.requires_peer_attestation,
+                identity=attestation.identity,
+                attestation_timeout=attestation.attestation_timeout,
+                max_frame_size=attestation.max_frame_size,
+                cmw_extension=attestation.cmw_extension,
+                attest_after_peer_verified=attestation.attest_after_peer_verified,
+            )
+        )
+        self._streams: dict[int, AttestedStream] = {}
+        self._held: dict[int, _HeldStream] = {}
+        self._held_bytes = 0
+        self._refused: set[int] = set()
+        self._accept_queue: asyncio.Queue[AttestedStream] = asyncio.Queue()
+        self._gate: asyncio.Future[None] = self._loop.create_future()
+        self._closed_error: ConnectionClosed | None = None
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._reattest_timer: asyncio.TimerHandle | None = None
+        self._reattest_waiters: dict[bytes, asyncio.Future[AttestationResult]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timings = _Timings()
+        self._log = structlog.get_logger("attquic").bind(
+            conn=next(_connection_ids), role="client" if is_client else "server"
+        )
+
+    # --- public surface (wrapped by attquic.api.AttestedConnection) ----------------------
+
+    @property
+    def peer_attestation(self) -> AttestationResult | None:
+        return self._session.peer_result
+
+    @property
+    def gate_open(self) -> bool:
+        return self._session.gate_open
+
+    async def wait_attested(self) -> None:
+        """Return once the gate is open; raise :class:`ConnectionClosed` if it never will."""
+        await asyncio.shield(self._gate)
+
+    async def open_stream(self) -> AttestedStream:
+        self._check_usable()
+        stream_id = self._quic.get_next_available_stream_id()
+        stream = AttestedStream(self, stream_id)
+        self._streams[stream_id] = stream
+        return stream
+
+    async def accept_stream(self) -> AttestedStream:
+        self._check_usable()
+        getter = asyncio.ensure_future(self._accept_queue.get())
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        raise self._closed_error or ConnectionClosed(
+            CloseCode.NO_ERROR, "connection closed", by_peer=False
+        )
+
+    async def reattest(self) -> AttestationResult:
+        """Run a new attestation exchange with the peer; a failure closes the connection."""
+        self._check_usable()
+        context = self._session.request_attestation(self._loop.time())
+        waiter = self._reattest_waiters.get(context)
+        if waiter is None:
+            waiter = self._reattest_waiters[context] = self._loop.create_future()
+        self._pump()
+        return await asyncio.shield(waiter)
+
+    def close_with(self, code: int = CloseCode.NO_ERROR, reason: str = "") -> None:
+        self.close(error_code=int(code), reason_phrase=reason)
+
+    def _check_usable(self) -> None:
+        if self._closed_error is not None:
+            raise self._closed_error
+        if not self._session.gate_open:
+            raise LocalError("the connection is not attested yet")
+
+    # --- stream plumbing used by AttestedStream ------------------------------------------
+
+    def _stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if self._closed_error is not None:
+            raise self._closed_error
+        self._quic.send_stream_data(stream_id, data, end_stream)
+        self.transmit()
+
+    def _stream_abort(self, stream_id: int) -> None:
+        with contextlib.suppress(ValueError, AssertionError):
+            self._quic.stop_stream(stream_id, CloseCode.NO_ERROR)
+            self.transmit()
+
+    # --- aioquic events ----------------------------------------------------------------------
+
+    def quic_event_received(self, event: quic_events.QuicEvent) -> None:
+        if isinstance(event, quic_events.HandshakeCompleted):
+            super().quic_event_received(event)
+            self._timings.handshake_done = time.perf_counter()
+            self._session.handshake_completed(self.exporter, self._loop.time())
+        elif isinstance(event, quic_events.StreamDataReceived):
+            if event.stream_id == profile.CONTROL_STREAM_ID:
+                self._session.receive_control_data(event.data, event.end_stream, self._loop.time())
+            else:
+                self._application_data(event.stream_id, event.data, event.end_stream)
+        elif isinstance(event, quic_events.DatagramFrameReceived):
+            self._log.debug("datagram.dropped", size=len(event.data))
+        elif isinstance(event, quic_events.StreamReset):
+            self._stream_reset(event.stream_id, event.error_code)
+        elif isinstance(event, quic_events.ConnectionTerminated):
+            self._terminated(event)
+            super().quic_event_received(event)
+        else:
+            super().quic_event_received(event)
+        self._pump()
+
+    def _application_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if stream_id in self._refused:
+            return  # aioquic keeps delivering until the peer's reset arrives
+        if self._session.gate_open:
+            self._deliver(stream_id, data, end_stream)
+            return
+        if self._session.closed:
+            return
+        held = self._held.setdefault(stream_id, _HeldStream())
+        self._held_bytes += len(data)
+        if self._held_bytes > self._config.early_data_limit:
+            self._refuse_stream(stream_id)
+            return
+        held.chunks.append((data, end_stream))
+
+    def _refuse_stream(self, stream_id: int) -> None:
+        held = self._held.pop(stream_id, None)
+        if held is not None:
+            self._held_bytes -= sum(len(data) for data, _ in held.chunks)
+        self._refused.add(stream_id)
+        self._log.warning("early_data.refused", stream_id=stream_id)
+        code = int(BufferOverflow.close_code)
+        with contextlib.suppress(ValueError, AssertionError):
+            self._quic.stop_stream(stream_id, code)
+        with contextlib.suppress(ValueError, AssertionError):
+            self._quic.reset_stream(stream_id, code)
+
+    def _deliver(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = AttestedStream(self, stream_id)
+            self._accept_queue.put_nowait(stream)
+        stream._feed(data, end_stream)
+
+    def _stream_reset(self, stream_id: int, error_code: int) -> None:
+        held = self._held.pop(stream_id, None)
+        if held is not None:
+            self._held_bytes -= sum(len(data) for data, _ in held.chunks)
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._fail(ConnectionResetError(f"stream reset by peer (code {error_code})"))
+
+    def _terminated(self, event: quic_events.ConnectionTerminated) -> None:
+        if self._closed_error is None:
+            self._closed_error = ConnectionClosed(
+                event.error_code, event.reason_phrase, by_peer=True
+            )
+        self._shutdown(self._closed_error)
+
+    # --- session events ----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Carry out every pending session event, then transmit and re-arm the timer."""
+        while (event := self._session.next_event()) is not None:
+            if isinstance(event, SendControlData):
+                self._quic.send_stream_data(profile.CONTROL_STREAM_ID, event.data, False)
+            elif isinstance(event, EvidenceNeeded):
+                self._spawn(self._produce_evidence(event))
+            elif isinstance(event, VerificationNeeded):
+                self._spawn(self._verify(event))
+            elif isinstance(event, PeerAttested):
+                self._peer_attested(event)
+            elif isinstance(event, GateOpened):
+                self._open_gate()
+            elif isinstance(event, CloseConnection):
+                self._close_for(event)
+        self.transmit()
+        self._arm_session_timer()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _produce_evidence(self, event: EvidenceNeeded) -> None:
+        attester = self._config.attester
+        assert attester is not None
+        started = time.perf_counter()
+        try:
+            cmw = await attester.attest(event.binding)
+        except Exception as exc:  # any attester failure is ours: INTERNAL_ERROR
+            self._log.error("evidence.failed", error=repr(exc))
+            self._session.evidence_failed(event.context, exc)
+        else:
+            self._timings.evidence.append(time.perf_counter() - started)
+            self._session.evidence_ready(event.context, cmw, self._loop.time())
+        self._pump()
+
+    async def _verify(self, event: VerificationNeeded) -> None:
+        verifier = self._config.verifier
+        assert verifier is not None
+        started = time.perf_counter()
+        try:
+            result = await verifier.verify(event.cmw, event.binding, now=self._config.clock())
+        except AttquicError as exc:
+            self._session.verification_failed(event.context, exc)
+        except Exception as exc:  # a verifier bug must fail closed, never open the gate
+            self._log.error("verifier.crashed", error=repr(exc))
+            self._session.verification_failed(event.context, exc)
+        else:
+            self._timings.verification.append(time.perf_counter() - started)
+            self._session.verification_succeeded(event.context, result, self._loop.time())
+        self._pump()
+
+    def _peer_attested(self, event: PeerAttested) -> None:
+        timings = self._timings
+        since_handshake = (
+            None
+            if timings.handshake_done is None
+            else round((time.perf_counter() - timings.handshake_done) * 1000, 3)
+        )
+        self._log.info(
+            "attestation.accepted",
+            context=event.context.hex()[:16],
+            initial=event.initial,
+            result=type(event.result).__name__,
+            ms_since_handshake=since_handshake if event.initial else None,
+            ms_verification=round(timings.verification[-1] * 1000, 3)
+            if timings.verification
+            else None,
+        )
+        waiter = self._reattest_waiters.pop(event.context, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event.result)
+        self._arm_reattest_timer()
+
+    def _open_gate(self) -> None:
+        self._log.info(
+            "gate.opened",
+            ms_evidence=[round(t * 1000, 3) for t in self._timings.evidence],
+            held_bytes=self._held_bytes,
+        )
+        held, self._held = self._held, {}
+        self._held_bytes = 0
+        for stream_id, stream_held in held.items():
+            for data, end_stream in stream_held.chunks:
+                self._deliver(stream_id, data, end_stream)
+        if not self._gate.done():
+            self._gate.set_result(None)
+        if self._on_gate_open is not None:
+            self._on_gate_open(self)
+
+    def _close_for(self, event: CloseConnection) -> None:
+        self._log.warning(
+            "attestation.failed",
+            code=CloseCode(event.code).name,
+            reason=event.reason,
+            error=type(event.error).__name__,
+        )
+        self._closed_error = ConnectionClosed(event.code, event.reason, by_peer=False)
+        self._closed_error.__cause__ = event.error
+        self._held.clear()
+        self._held_bytes = 0
+        self._quic.close(error_code=int(event.code), reason_phrase=event.reason)
+        self._shutdown(self._closed_error)
+
+    def _shutdown(self, error: ConnectionClosed) -> None:
+        if not self._gate.done():
+            self._gate.set_exception(error)
+            self._gate.exception()  # mark retrieved: a failed handshake is not a leak
+        for waiter in self._reattest_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()
+        self._reattest_waiters.clear()
+        for stream in self._streams.values():
+            stream._fail(error)
+        for timer in (self._session_timer, self._reattest_timer):
+            if timer is not None:
+                timer.cancel()
+        self._session.connection_terminated()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def _arm_session_timer(self) -> None:
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+            self._session_timer = None
+        when = self._session.get_timer()
+        if when is not None:
+            self._session_timer = self._loop.call_at(when, self._on_session_timer)
+
+    def _on_session_timer(self) -> None:
+        self._session_timer = None
+        self._session.handle_timer(self._loop.time())
+        self._pump()
+
+    def _arm_reattest_timer(self) -> None:
+        interval = self._config.reattest_interval
+        if interval is None or self._session.closed:
+            return
+        if self._reattest_timer is not None:
+            self._reattest_timer.cancel()
+        self._reattest_timer = self._loop.call_later(interval, self._on_reattest_timer)
+
+    def _on_reattest_timer(self) -> None:
+        self._reattest_timer = None
+        if self._session.closed:
+            return
+        self._log.info("reattestation.periodic")
+        self._session.request_attestation(self._loop.time())
+        self._pump()
