@@ -429,3 +429,212 @@ def test_quote_logging_is_counted_not_per_quote(
         entry["quotes_generated"] for entry in logs if entry["event"] == "simulated_tdx_quote"
     ]
     assert counts == [1, 10]
+
+
+# --- the attquic TDX verifier (attquic.tdx.verifier) accepts and rejects for the right reason --
+
+VERIFIER_REJECTIONS: dict[str, tuple[str, str]] = {
+    "debug": ("PolicyRejected", "debug"),
+    "other_mrtd": ("PolicyRejected", "MRTD"),
+    "out_of_date": ("PolicyRejected", "TCB status OutOfDate is not accepted"),
+    "revoked": ("EvidenceInvalid", "CertRevoked"),
+    "expired": ("EvidenceInvalid", "collateral not valid at"),
+    "bad_quote_signature": ("EvidenceInvalid", "ISV enclave report signature is invalid"),
+    "bad_qe_report_signature": ("EvidenceInvalid", "Signature is invalid for qe_report"),
+}
+
+
+def _demo_policy(**changes: Any) -> Any:
+    from attquic.tdx.policy import AppraisalPolicy
+
+    return AppraisalPolicy(
+        accepted_mrtd=(DEFAULT_MRTD,),
+        accepted_rtmr0=(DEFAULT_RTMRS[0],),
+        accepted_rtmr3=(DEFAULT_RTMRS[3],),
+        **changes,
+    )
+
+
+def _verify(
+    hierarchy: SimulatedTdxHierarchy,
+    quote: bytes,
+    knobs: SimulationKnobs = NO_KNOBS,
+    **kwargs: Any,
+) -> Any:
+    from attquic.tdx.collateral import Collateral
+    from attquic.tdx.verifier import verify_quote
+
+    collateral = Collateral.from_json(hierarchy.collateral_json(NOW, knobs=knobs))
+    options: dict[str, Any] = {
+        "now": NOW,
+        "policy": _demo_policy(),
+        "expected_report_data": REPORT_DATA,
+        "unsafe_root_ca_der": hierarchy.root_ca_der,
+    }
+    options.update(kwargs)
+    return verify_quote(quote, collateral, **options)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_verifier_accepts_good_quote(
+    hierarchy: SimulatedTdxHierarchy, version: Literal[4, 5]
+) -> None:
+    result = _verify(hierarchy, hierarchy.quote(REPORT_DATA, version=version))
+    assert result.tcb_status == "UpToDate"
+    assert result.advisory_ids == ()
+    assert result.mrtd == DEFAULT_MRTD
+    assert result.rtmrs == DEFAULT_RTMRS
+    assert result.report_data == REPORT_DATA
+    assert result.fmspc == SIMULATED_FMSPC
+    assert result.verified_at == NOW
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("knob", sorted(VERIFIER_REJECTIONS))
+def test_verifier_rejects_each_knob_for_its_reason(
+    hierarchy: SimulatedTdxHierarchy, knob: str, version: Literal[4, 5]
+) -> None:
+    from attquic import errors
+
+    knobs = SimulationKnobs.only(knob)
+    error_name, reason = VERIFIER_REJECTIONS[knob]
+    quote = hierarchy.quote(REPORT_DATA, version=version, knobs=knobs)
+    with pytest.raises(getattr(errors, error_name), match=reason):
+        _verify(hierarchy, quote, knobs)
+
+
+def test_verifier_out_of_date_accepted_when_policy_allows(
+    hierarchy: SimulatedTdxHierarchy,
+) -> None:
+    quote = hierarchy.quote(REPORT_DATA, knobs=SimulationKnobs(out_of_date=True))
+    policy = _demo_policy(
+        accepted_tcb_statuses=frozenset({"UpToDate", "OutOfDate"}),
+        accepted_advisory_ids=frozenset(OUT_OF_DATE_ADVISORIES),
+    )
+    result = _verify(hierarchy, quote, policy=policy)
+    assert result.tcb_status == "OutOfDate"
+    assert sorted(result.advisory_ids) == sorted(OUT_OF_DATE_ADVISORIES)
+
+
+def test_verifier_needs_the_unsafe_root_and_the_binding(
+    hierarchy: SimulatedTdxHierarchy,
+) -> None:
+    from attquic.errors import BindingMismatch, EvidenceInvalid
+
+    quote = hierarchy.quote(REPORT_DATA)
+    with pytest.raises(EvidenceInvalid, match="Intel SGX Root CA"):
+        _verify(hierarchy, quote, unsafe_root_ca_der=None)
+    with pytest.raises(BindingMismatch):
+        _verify(hierarchy, quote, expected_report_data=bytes(64))
+
+
+@pytest.mark.anyio
+async def test_attester_to_tdx_verifier_end_to_end() -> None:
+    from attquic.errors import BindingMismatch
+    from attquic.tdx.collateral import Collateral, StaticCollateral
+    from attquic.tdx.verifier import TdxVerifier
+
+    attester = SimulatedTdxAttester(version=5)
+    verifier = TdxVerifier(
+        StaticCollateral(Collateral.from_json(attester.collateral_json(NOW))),
+        _demo_policy(),
+        unsafe_root_ca_der=attester.root_ca_der,
+    )
+    binding = _binding()
+    cmw = await attester.attest(binding)
+    result = await verifier.verify(cmw, binding, now=NOW)
+    assert result.mrtd == DEFAULT_MRTD
+    assert result.report_data == binding.report_data
+    other = Binding(hash_name="sha256", binding=b"\x33" * 32, aik_pub_hash=b"\x22" * 32)
+    with pytest.raises(BindingMismatch):
+        await verifier.verify(cmw, other, now=NOW)
+
+
+# --- attquic quote simulate ----------------------------------------------------------------
+
+
+def _run_simulate(*argv: str) -> int:
+    import argparse
+
+    from attquic._cli import quote_simulate
+
+    parser = argparse.ArgumentParser(prog="attquic quote")
+    quote_simulate.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["simulate", *argv])
+    code: int = args.handler(args)
+    return code
+
+
+def test_cli_simulate_writes_verifiable_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_data = bytes(range(64, 128))
+    code = _run_simulate(
+        "--out-dir", str(tmp_path), "--version", "5", "--at", str(NOW),
+        "--report-data", report_data.hex(),
+    )  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    assert BANNER in captured.err
+    assert str(tmp_path / "quote.bin") in captured.out
+    quote = (tmp_path / "quote.bin").read_bytes()
+    assert quote[574:638] == report_data
+    root_der = (tmp_path / "test-root-ca.der").read_bytes()
+    assert x509.load_pem_x509_certificate((tmp_path / "test-root-ca.pem").read_bytes()) == (
+        x509.load_der_x509_certificate(root_der)
+    )
+    collateral = dcap_qvl.QuoteCollateralV3.from_json((tmp_path / "collateral.json").read_text())
+    assert dcap_qvl.verify_with_root_ca(quote, collateral, root_der, NOW).status == "UpToDate"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--debug"], "Debug mode is enabled"),
+        (["--revoked"], "CertRevoked"),
+        (["--expired"], "CrlExpired"),
+        (["--bad-signature"], "ISV enclave report signature is invalid"),
+        (["--bad-qe-report-signature"], "Signature is invalid for qe_report"),
+    ],
+)
+def test_cli_simulate_knobs(tmp_path: Path, flags: list[str], expected: str) -> None:
+    assert _run_simulate("--out-dir", str(tmp_path), "--at", str(NOW), *flags) == 0
+    collateral = dcap_qvl.QuoteCollateralV3.from_json((tmp_path / "collateral.json").read_text())
+    with pytest.raises(ValueError, match=expected):
+        dcap_qvl.verify_with_root_ca(
+            (tmp_path / "quote.bin").read_bytes(),
+            collateral,
+            (tmp_path / "test-root-ca.der").read_bytes(),
+            NOW,
+        )
+
+
+def test_cli_simulate_mrtd_and_out_of_date(tmp_path: Path) -> None:
+    mrtd = hashlib.sha384(b"cli").digest()
+    args = ["--out-dir", str(tmp_path), "--at", str(NOW), "--mrtd", mrtd.hex(), "--out-of-date"]
+    assert _run_simulate(*args) == 0
+    quote = (tmp_path / "quote.bin").read_bytes()
+    assert quote[184:232] == mrtd
+    collateral = dcap_qvl.QuoteCollateralV3.from_json((tmp_path / "collateral.json").read_text())
+    report = dcap_qvl.verify_with_root_ca(
+        quote, collateral, (tmp_path / "test-root-ca.der").read_bytes(), NOW
+    )
+    assert report.status == "OutOfDate"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["--report-data", "00" * 63], ["--report-data", "zz"], ["--mrtd", "00" * 47]],
+)
+def test_cli_simulate_unusable_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: list[str]
+) -> None:
+    assert _run_simulate("--out-dir", str(tmp_path), *bad) == 2
+    assert capsys.readouterr().err.startswith("attquic quote simulate: ")
+    assert not (tmp_path / "quote.bin").exists()
+
+
+def test_cli_simulate_unwritable_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert _run_simulate("--out-dir", str(blocker / "sub"), "--at", str(NOW)) == 2
