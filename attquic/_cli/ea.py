@@ -110,7 +110,7 @@ def _certificate_json(index: int, cert_data: bytes) -> dict[str, Any]:
         certificate = x509.load_der_x509_certificate(cert_data)
         subject = certificate.subject.rfc4514_string()
         issuer = certificate.issuer.rfc4514_string()
-    except ValueError:
+    except Exception:  # ValueError, x509.InvalidVersion, ...: any parse failure
         raise EADecodeError(f"certificate entry {index} is not a DER X.509 certificate") from None
     try:
         key_type = key_description(certificate.public_key())

@@ -234,7 +234,7 @@ def _parse_certificates(certificate: CertificateMessage) -> tuple[x509.Certifica
     for index, entry in enumerate(certificate.entries):
         try:
             chain.append(x509.load_der_x509_certificate(entry.cert_data))
-        except ValueError:
+        except Exception:  # ValueError, x509.InvalidVersion, ...: any parse failure fails closed
             raise EADecodeError(
                 f"certificate entry {index} is not a DER X.509 certificate"
             ) from None
