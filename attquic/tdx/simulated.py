@@ -476,7 +476,7 @@ class SimulatedTdxHierarchy:
         _count_quote()
 
         chosen = SimulatedMeasurements(
-            mrtd=OTHER_MRTD if knobs.other_mrtd else (mrtd or measurements.mrtd),
+            mrtd=OTHER_MRTD if knobs.other_mrtd else (measurements.mrtd if mrtd is None else mrtd),
             rtmrs=_rtmr_tuple(rtmrs) if rtmrs is not None else measurements.rtmrs,
             mr_config_id=measurements.mr_config_id,
             mr_owner=measurements.mr_owner,
