@@ -71,6 +71,8 @@ from attquic.tdx import _sim_pki as pki
 if TYPE_CHECKING:
     from attquic.cmw import CMWRecord
     from attquic.keyschedule import Binding
+    from attquic.tdx.collateral import Collateral
+    from attquic.tdx.quote import TdxQuote
 
 __all__ = [
     "BANNER",
@@ -86,6 +88,7 @@ __all__ = [
     "SIMULATED_FMSPC",
     "TD_ATTR_DEBUG",
     "TD_ATTR_SEPT_VE_DISABLE",
+    "SimulatedCollateral",
     "SimulatedMeasurements",
     "SimulatedTdxAttester",
     "SimulatedTdxHierarchy",
@@ -814,3 +817,31 @@ class SimulatedTdxAttester:
     def collateral_json(self, now: float) -> str:
         """:meth:`collateral` as dcap-qvl JSON text."""
         return self._hierarchy.collateral_json(now, knobs=self._knobs)
+
+
+class SimulatedCollateral:
+    """A :class:`~attquic.tdx.collateral.CollateralSource` serving the simulated platform's
+    collateral, valid around the ``now`` it is asked for.
+
+    NOT REAL COLLATERAL: it is signed by the simulated test root, so it only verifies through a
+    verifier's explicit unsafe-root option (see :class:`~attquic.tdx.verifier.TdxVerifier`).
+    Collateral is generated once per hour of ``now`` and reused, as a PCCS cache would be.
+    """
+
+    def __init__(
+        self, hierarchy: SimulatedTdxHierarchy | None = None, *, knobs: SimulationKnobs = _NO_KNOBS
+    ) -> None:
+        _warn("simulated collateral source created")
+        self._hierarchy = hierarchy if hierarchy is not None else SimulatedTdxHierarchy.default()
+        self._knobs = knobs
+        self._by_hour: dict[int, Collateral] = {}
+
+    async def get(self, quote: TdxQuote, *, now: float) -> Collateral:
+        hour = int(now) - int(now) % 3600
+        collateral = self._by_hour.get(hour)
+        if collateral is None:
+            from attquic.tdx.collateral import Collateral
+
+            text = self._hierarchy.collateral_json(hour, knobs=self._knobs)
+            collateral = self._by_hour[hour] = Collateral.from_json(text)
+        return collateral

@@ -1,0 +1,221 @@
+"""The attested channel end to end: real QUIC over UDP loopback, separate client and server
+objects, simulated TDX evidence verified with full DCAP (dcap-qvl) and the appraisal policy."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import pytest
+from channel_helpers import (
+    EchoApp,
+    RecordingAttester,
+    StallingAttester,
+    attestation,
+    client_tls,
+    default_attester,
+    echo_once,
+    running_server,
+    simulated_verifier,
+)
+
+import attquic
+from attquic import CloseCode
+from attquic.tdx.simulated import OTHER_MRTD, SimulatedTdxWarning, SimulationKnobs
+from attquic.tdx.verifier import TdxAttestation
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.network,
+    pytest.mark.filterwarnings("ignore", category=SimulatedTdxWarning),
+]
+
+ROLES = {
+    "server-attests": (True, False, False, True),
+    "client-attests": (False, True, True, False),
+    "mutual": (True, True, True, True),
+}
+
+
+@pytest.mark.parametrize("suite", ["sha256", "sha384"])
+@pytest.mark.parametrize("role", list(ROLES))
+async def test_roles_attest_and_data_flows(role: str, suite: str) -> None:
+    server_attests, server_verifies, client_attests, client_verifies = ROLES[role]
+    app = EchoApp()
+    server_config = attestation(
+        attester=default_attester() if server_attests else None,
+        verifier=simulated_verifier() if server_verifies else None,
+    )
+    client_config = attestation(
+        attester=default_attester(version=5) if client_attests else None,
+        verifier=simulated_verifier() if client_verifies else None,
+    )
+    async with (
+        running_server(server_config, app, suite) as server,
+        attquic.connect(
+            "127.0.0.1", server.port, configuration=client_tls(suite), attestation=client_config
+        ) as connection,
+    ):
+        assert connection.tls_hash_name == suite
+        if client_verifies:
+            result = connection.peer_attestation
+            assert isinstance(result, TdxAttestation)
+            assert result.tcb_status == "UpToDate"
+        else:
+            assert connection.peer_attestation is None
+        assert await echo_once(connection, b"ping" * 1000) == b"ping" * 1000
+    assert app.received == [b"ping" * 1000]
+    if server_verifies:
+        assert isinstance(app.connections[0].peer_attestation, TdxAttestation)
+
+
+async def test_exporter_is_exposed_and_agrees() -> None:
+    seen: list[bytes] = []
+
+    async def handler(connection: attquic.AttestedConnection) -> None:
+        seen.append(connection.export_keying_material(b"EXPORTER-test", b"ctx", 32))
+
+    async with running_server(attestation(attester=default_attester()), handler) as server:
+        async with attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=simulated_verifier()),
+        ) as connection:
+            mine = connection.export_keying_material(b"EXPORTER-test", b"ctx", 32)
+            await asyncio.sleep(0.05)
+    assert seen == [mine]
+
+
+async def _expect_rejection(
+    server_config: attquic.AttestationConfiguration,
+    client_config: attquic.AttestationConfiguration,
+    code: CloseCode,
+) -> EchoApp:
+    app = EchoApp()
+    async with running_server(server_config, app) as server:
+        with pytest.raises(attquic.ConnectionClosed) as info:
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ):
+                raise AssertionError("connect() must not return for a rejected peer")
+        await asyncio.sleep(0.05)
+    assert info.value.code == code, info.value
+    assert app.connections == [] and app.received == []
+    return app
+
+
+async def test_mrtd_not_in_policy_is_rejected() -> None:
+    await _expect_rejection(
+        attestation(attester=default_attester(mrtd=OTHER_MRTD)),
+        attestation(verifier=simulated_verifier()),
+        CloseCode.POLICY_REJECTED,
+    )
+
+
+async def test_debug_td_is_rejected() -> None:
+    knobs = SimulationKnobs(debug=True)
+    await _expect_rejection(
+        attestation(attester=default_attester(knobs=knobs)),
+        attestation(verifier=simulated_verifier(knobs)),
+        CloseCode.POLICY_REJECTED,
+    )
+
+
+async def test_expired_collateral_is_rejected() -> None:
+    await _expect_rejection(
+        attestation(attester=default_attester()),
+        attestation(verifier=simulated_verifier(SimulationKnobs(expired=True))),
+        CloseCode.EVIDENCE_INVALID,
+    )
+
+
+async def test_replayed_evidence_from_another_connection_is_rejected() -> None:
+    """The CMW captured on connection A, presented in a fresh authenticator on B."""
+    attacker = RecordingAttester(default_attester(), replay_first=True)
+    app = EchoApp()
+    async with running_server(attestation(attester=attacker), app) as server:
+        client_config = attestation(verifier=simulated_verifier())
+        async with attquic.connect(
+            "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+        ):
+            pass  # connection A: genuine
+        with pytest.raises(attquic.ConnectionClosed) as info:
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ):
+                raise AssertionError("connection B must not open")
+        await asyncio.sleep(0.05)
+    assert info.value.code == CloseCode.BINDING_MISMATCH
+    assert len(app.connections) == 1
+
+
+async def test_stalled_attester_times_out() -> None:
+    await _expect_rejection(
+        attestation(attester=StallingAttester()),
+        attestation(verifier=simulated_verifier(), attestation_timeout=0.5),
+        CloseCode.TIMEOUT,
+    )
+
+
+class _FailingAttester:
+    async def attest(self, binding: object) -> object:
+        raise attquic.LocalError("no TEE here")
+
+
+async def test_attester_failure_sends_a_refusal() -> None:
+    await _expect_rejection(
+        attestation(attester=_FailingAttester()),  # type: ignore[arg-type]
+        attestation(verifier=simulated_verifier()),
+        CloseCode.REFUSED,
+    )
+
+
+async def test_reattestation_succeeds_and_failure_closes() -> None:
+    attester = default_attester()
+    app = EchoApp()
+    async with (
+        running_server(attestation(attester=attester), app) as server,
+        attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=simulated_verifier()),
+        ) as connection,
+    ):
+        first = connection.peer_attestation
+        second = await connection.reattest()
+        assert isinstance(second, TdxAttestation)
+        assert second is not first
+        assert second.report_data != first.report_data  # type: ignore[union-attr]
+        assert await echo_once(connection, b"after re-attestation") == b"after re-attestation"
+        # the TD now reports other measurements: the next re-attestation must fail
+        attester._measurements = type(attester.measurements)(mrtd=OTHER_MRTD)
+        with pytest.raises(attquic.ConnectionClosed) as info:
+            await connection.reattest()
+        assert info.value.code == CloseCode.POLICY_REJECTED
+
+
+async def test_periodic_reattestation() -> None:
+    async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
+        async with attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=simulated_verifier(), reattest_interval=0.2),
+        ) as connection:
+            first = connection.peer_attestation
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if connection.peer_attestation is not first:
+                    break
+            assert connection.peer_attestation is not first
+
+
+def test_configuration_is_validated() -> None:
+    with pytest.raises(attquic.AttquicError):
+        attquic.AttestationConfiguration()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(attquic.AttquicError):
+            attquic.AttestationConfiguration(attester=default_attester(), reattest_interval=5)
