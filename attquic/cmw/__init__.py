@@ -59,6 +59,7 @@ from attquic.cmw.model import (
 )
 from attquic.cmw.x509 import (
     ID_PE_CMW,
+    extension_contents,
     from_x509_extension,
     to_x509_extension,
     to_x509_extension_value,
@@ -104,6 +105,7 @@ __all__ = [
     "decode_json",
     "encode_cbor",
     "encode_json",
+    "extension_contents",
     "from_x509_extension",
     "is_valid_collection_type",
     "is_valid_label",

@@ -20,6 +20,7 @@ from attquic.cmw.model import CMW
 
 __all__ = [
     "ID_PE_CMW",
+    "extension_contents",
     "from_x509_extension",
     "to_x509_extension",
     "to_x509_extension_value",
@@ -86,6 +87,21 @@ def _extension_value(
     raise WrongType(f"cannot read a CMW extension from {type(source).__name__}")
 
 
+def extension_contents(
+    source: x509.Certificate | x509.Extension[x509.ExtensionType] | x509.ExtensionType | bytes,
+) -> tuple[Literal["cbor", "json"], bytes]:
+    """The serialised CMW in an id-pe-cmw extension and which CHOICE carried it.
+
+    ``source`` is as for :func:`from_x509_extension`.
+    """
+    tag, contents = _parse_der_choice(_extension_value(source))
+    if tag == _DER_UTF8_STRING:
+        return "json", contents
+    if tag == _DER_OCTET_STRING:
+        return "cbor", contents
+    raise WrongType(f"id-pe-cmw value must be a UTF8String or OCTET STRING, not tag 0x{tag:02x}")
+
+
 def from_x509_extension(
     source: x509.Certificate | x509.Extension[x509.ExtensionType] | x509.ExtensionType | bytes,
     *,
@@ -97,12 +113,10 @@ def from_x509_extension(
     its ``UnrecognizedExtension`` value) as ``cryptography`` returns it, or the raw extension
     value bytes (the DER ``CMW`` CHOICE, i.e. the contents of ``extnValue``).
     """
-    tag, contents = _parse_der_choice(_extension_value(source))
-    if tag == _DER_UTF8_STRING:
+    form, contents = extension_contents(source)
+    if form == "json":
         return decode_json(contents, max_depth=max_depth)
-    if tag == _DER_OCTET_STRING:
-        return decode_cbor(contents, max_depth=max_depth)
-    raise WrongType(f"id-pe-cmw value must be a UTF8String or OCTET STRING, not tag 0x{tag:02x}")
+    return decode_cbor(contents, max_depth=max_depth)
 
 
 def to_x509_extension_value(cmw: CMW, *, form: Literal["cbor", "json"]) -> bytes:
