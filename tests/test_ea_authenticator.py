@@ -64,6 +64,7 @@ from attquic.errors import (
     EADecodeError,
     EmptyCertificateList,
     ExtensionNotRequested,
+    MisplacedExtension,
     NoCommonSignatureScheme,
     RefusedAuthenticator,
     SignatureSchemeMismatch,
@@ -600,8 +601,8 @@ def test_failed_validation_consumes_request(
 def test_context_of_answered_peer_request_not_accepted(
     identities: dict[str, SigningIdentity],
 ) -> None:
-    # The server answered a client request; an authenticator from the client reusing that context
-    # (as if answering itself) is refused by the server even if the server had asked with it.
+    # A context the server already answered (the client's request) is never accepted again,
+    # even inside an authenticator the client sends the server.
     conn = connect()
     request = conn.client.request()
     conn.server.authenticate(request, identities["p256"])
@@ -662,6 +663,26 @@ def test_unoffered_extension_on_chain_entry(conn: Connection, chained: SigningId
         signer_for(chained, ECDSA_SECP256R1_SHA256),
     )
     with pytest.raises(UnofferedExtension):
+        conn.client.validate(data)
+
+
+def test_cmw_on_chain_entry_is_misplaced(conn: Connection, chained: SigningIdentity) -> None:
+    request = conn.client.request([Extension(CMW)])
+    certificate = CertificateMessage(
+        request.context,
+        (
+            CertificateEntry(der(chained.chain[0])),
+            CertificateEntry(der(chained.chain[1]), (Extension(CMW, b"\x00\x00"),)),
+        ),
+    )
+    data = forge(
+        conn.keys(Role.SERVER),
+        request,
+        certificate,
+        ECDSA_SECP256R1_SHA256,
+        signer_for(chained, ECDSA_SECP256R1_SHA256),
+    )
+    with pytest.raises(MisplacedExtension):
         conn.client.validate(data)
 
 

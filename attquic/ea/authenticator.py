@@ -71,6 +71,7 @@ from attquic.errors import (
     EADecodeError,
     EmptyCertificateList,
     ExtensionNotRequested,
+    MisplacedExtension,
     NoCommonSignatureScheme,
     RefusedAuthenticator,
     SignatureSchemeMismatch,
@@ -262,6 +263,7 @@ def check_authenticator(
     offered_extensions: Collection[int],
     offered_schemes: Collection[int],
     expected_context: bytes | None = None,
+    leaf_only_extensions: Collection[int] = frozenset({profile.CMW_ATTESTATION_EXTENSION}),
 ) -> ValidatedAuthenticator:
     """Run RFC 9261's receiver checks on one authenticator, in this order, each failure its own
     :class:`~attquic.errors.AuthenticatorError` (or :class:`~attquic.errors.EADecodeError`):
@@ -272,7 +274,9 @@ def check_authenticator(
        (:class:`BadFinished`), then :class:`RefusedAuthenticator` is raised;
     3. the certificate list is not empty (:class:`EmptyCertificateList`);
     4. the context equals ``expected_context`` (the request's by default; :class:`ContextMismatch`);
-    5. every entry's extensions were offered (:class:`UnofferedExtension`);
+    5. every entry's extensions were offered (:class:`UnofferedExtension`), and those in
+       ``leaf_only_extensions`` (cmw_attestation by default) sit on the leaf entry only
+       (:class:`MisplacedExtension`);
     6. certificates parse as X.509 (:class:`EADecodeError`);
     7. the scheme is a TLS 1.3 scheme attquic supports and was offered
        (:class:`UnsupportedSignatureScheme`) and fits the leaf key
@@ -315,6 +319,10 @@ def check_authenticator(
             if extension.type not in offered_extensions:
                 raise UnofferedExtension(
                     f"certificate entry {index} carries {extension.name}, which was not offered"
+                )
+            if index > 0 and extension.type in leaf_only_extensions:
+                raise MisplacedExtension(
+                    f"{extension.name} may only appear on the leaf entry, found on entry {index}"
                 )
 
     chain = _parse_certificates(certificate)
@@ -398,6 +406,10 @@ class ExportedAuthenticators:
     Context rules (RFC 9261 §4, §5.1): every context this side generates is random, 32 bytes and
     unique on the connection; a request this side made is consumed by the first authenticator
     that answers it, whether it validates or not; no context is ever answered twice.
+
+    ``random_bytes`` makes contexts (tests inject a deterministic source). Extensions in
+    ``leaf_only_extensions`` (default: cmw_attestation at attquic's codepoint; pass the
+    endpoint's configured codepoint if it differs) are rejected on non-leaf entries.
     """
 
     def __init__(
@@ -406,10 +418,12 @@ class ExportedAuthenticators:
         local_role: Role,
         *,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        leaf_only_extensions: Collection[int] = frozenset({profile.CMW_ATTESTATION_EXTENSION}),
     ) -> None:
         self._exporter = exporter
         self._role = local_role
         self._random_bytes = random_bytes
+        self._leaf_only_extensions = frozenset(leaf_only_extensions)
         self._hash_name = exporter.hash_name
         _hash_length(self._hash_name)
         self._own_keys: AuthenticatorKeys | None = None
@@ -515,6 +529,7 @@ class ExportedAuthenticators:
             request_bytes=request.encode(),
             offered_extensions=request.extension_types,
             offered_schemes=request.signature_schemes,
+            leaf_only_extensions=self._leaf_only_extensions,
         )
 
     def _validate_empty(self, data: bytes, keys: AuthenticatorKeys) -> ValidatedAuthenticator:
@@ -567,6 +582,7 @@ class ExportedAuthenticators:
             request_bytes=b"",
             offered_extensions=frozenset(offered_extensions),
             offered_schemes=frozenset(signature_schemes),
+            leaf_only_extensions=self._leaf_only_extensions,
             expected_context=context,
         )
 
