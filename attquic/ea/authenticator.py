@@ -34,6 +34,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -515,7 +516,7 @@ class ExportedAuthenticators:
             )
         keys = self._keys(self._role.peer)
         if types == [profile.HS_FINISHED]:
-            return self._validate_empty(data, keys)
+            self._validate_empty(data, keys)
         context = CertificateMessage.decode(messages[0].encode()).context
         request = self._outstanding.pop(context, None)
         if request is None:
@@ -532,7 +533,7 @@ class ExportedAuthenticators:
             leaf_only_extensions=self._leaf_only_extensions,
         )
 
-    def _validate_empty(self, data: bytes, keys: AuthenticatorKeys) -> ValidatedAuthenticator:
+    def _validate_empty(self, data: bytes, keys: AuthenticatorKeys) -> NoReturn:
         finished = FinishedMessage.decode(data, hash_length=_hash_length(keys.hash_name))
         outstanding = list(self._outstanding.values())
         for request in outstanding:
