@@ -174,7 +174,9 @@ class AttestationSession:
         if self._state is not SessionState.WAITING_FOR_HANDSHAKE:
             return
         self._exporter = exporter
-        self._ea = ExportedAuthenticators(exporter, self._role)
+        self._ea = ExportedAuthenticators(
+            exporter, self._role, leaf_only_extensions=frozenset({self._config.cmw_extension})
+        )
         self._state = SessionState.ATTESTING
         self._initial_deadline = now + self._config.attestation_timeout
         if self._config.is_client:

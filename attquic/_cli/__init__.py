@@ -1,4 +1,4 @@
-"""The ``attquic`` command line: ``attquic ea|cmw|quote ...``.
+"""The ``attquic`` command line: ``attquic ea|cmw|quote|verifier ...``.
 
 Each subcommand group lives in its own module with ``register(subparsers)``. Exit codes: 0 ok,
 1 rejected (verification verdicts), 2 unusable input (one-line reason on stderr).
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
-_GROUPS = ("ea", "cmw", "quote")
+import structlog
+
+_GROUPS = ("ea", "cmw", "quote", "verifier")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """Keep stdout for the command's output (``--json`` must stay parseable)."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        # resolve sys.stderr when a logger is created, not now: it may be replaced later
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     code: int = args.handler(args)

@@ -70,3 +70,25 @@ __all__ = [
 # --- attesters (owned by the attester work: simulated TDX and configfs-tsm) ---------------------
 # Add the SimulatedTdx* / ConfigfsTsmAttester imports below and extend __all__ with
 # `__all__ += [...]`, so the two halves of this file never conflict.
+
+from attquic.tdx.configfs import ConfigfsTsmAttester  # noqa: E402
+from attquic.tdx.simulated import (  # noqa: E402
+    DEFAULT_MRTD,
+    DEFAULT_RTMRS,
+    SimulatedCollateral,
+    SimulatedTdxAttester,
+    SimulatedTdxHierarchy,
+    SimulatedTdxWarning,
+    SimulationKnobs,
+)
+
+__all__ += [
+    "DEFAULT_MRTD",
+    "DEFAULT_RTMRS",
+    "ConfigfsTsmAttester",
+    "SimulatedCollateral",
+    "SimulatedTdxAttester",
+    "SimulatedTdxHierarchy",
+    "SimulatedTdxWarning",
+    "SimulationKnobs",
+]
