@@ -71,8 +71,8 @@ __all__ = [
 # Add the SimulatedTdx* / ConfigfsTsmAttester imports below and extend __all__ with
 # `__all__ += [...]`, so the two halves of this file never conflict.
 
-from attquic.tdx.configfs import ConfigfsTsmAttester  # noqa: E402
-from attquic.tdx.simulated import (  # noqa: E402
+from attquic.tdx.configfs import ConfigfsTsmAttester
+from attquic.tdx.simulated import (
     DEFAULT_MRTD,
     DEFAULT_RTMRS,
     SimulatedCollateral,
