@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict attquic
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
