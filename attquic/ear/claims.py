@@ -280,6 +280,8 @@ def parse_claims_json(payload: bytes) -> dict[str, Any]:
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise EvidenceInvalid("EAR: claims-set is not valid JSON") from None
+    except ValueError:  # an integer literal beyond Python's int_max_str_digits
+        raise EvidenceInvalid("EAR: claims-set holds an integer too long to parse") from None
     if not isinstance(value, dict):
         raise EvidenceInvalid("EAR: claims-set is not a JSON object")
     return value
