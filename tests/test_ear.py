@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from attquic import profile
 from attquic.attestation import IssuerAssertion, Verifier
-from attquic.cmw.model import CMWCollection, CMWRecord
+from attquic.cmw import CMWCollection, CMWRecord
 from attquic.ear import (
     IETF_PROFILE,
     VERAISON_PROFILE,

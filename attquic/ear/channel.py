@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from attquic.cmw.model import CMWCollection, CMWRecord, iter_leaves
+from attquic.cmw import CMWCollection, CMWRecord, iter_leaves
 from attquic.ear.token import ACCEPTED_PROFILES, EarAttestation, EarVerifier
 from attquic.errors import EvidenceInvalid
 
 if TYPE_CHECKING:
-    from attquic.cmw.model import CMW
+    from attquic.cmw import CMW
     from attquic.keyschedule import Binding
 
 __all__ = ["EAR_JWT_BASE_TYPE", "EarChannelVerifier", "ear_profile_of_media_type"]
