@@ -541,3 +541,12 @@ def test_media_type_profile_parsing() -> None:
 def test_errors_stay_in_the_tree() -> None:
     for exc in (EvidenceInvalid, BindingMismatch, PolicyRejected):
         assert issubclass(exc, AttquicError)
+
+
+def test_over_long_integer_literal_is_evidence_invalid() -> None:
+    from joserfc import jws
+
+    payload = json.dumps(encode_claims(make_claims())).replace(str(NOW), "9" * 5000, 1)
+    token = jws.serialize_compact({"alg": "ES256"}, payload.encode(), KEY, algorithms=["ES256"])
+    with pytest.raises(EvidenceInvalid):
+        verifier().verify(token, now=NOW, expected_nonce=NONCE)
