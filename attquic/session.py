@@ -139,6 +139,7 @@ class AttestationSession:
         self._our_accepted = False
         self._initial_deadline: float | None = None
         self._early_control: list[tuple[bytes, bool]] = []
+        self._peer_contexts: set[bytes] = set()
         self.peer_result: AttestationResult | None = None
 
     # --- inspection ---------------------------------------------------------------------
@@ -354,8 +355,11 @@ class AttestationSession:
         expected = 17 if self._role is Role.SERVER else 13
         if request.msg_type != expected:
             raise ProtocolViolation(f"a {self._peer_role} must ask with message type {expected}")
-        if request.context in self._pending.peers:
+        if request.context in self._peer_contexts:
             raise ProtocolViolation("the peer reused a certificate_request_context")
+        if len(self._pending.peers) >= profile.MAX_PEER_REQUESTS_IN_FLIGHT:
+            raise ProtocolViolation("too many attestation requests in flight")
+        self._peer_contexts.add(request.context)
         if not expat.is_offered(request, self._config.cmw_extension):
             raise ProtocolViolation("authenticator request without the cmw_attestation offer")
         self._pending.peers[request.context] = _PeerRequest(request)

@@ -316,3 +316,44 @@ def test_random_frames_never_open_the_gate_without_verification(chunks: list[byt
     client.drain(100.0)
     assert client.gate_opened == 0
     assert client.closed is not None
+
+
+def _request_frame(side: Side) -> bytes:
+    assert side.session._ea is not None
+    from attquic import expat
+
+    request = side.session._ea.request(extensions=[expat.offer()])
+    return frames.encode_frame(frames.AuthenticatorRequestFrame(request.encode()))
+
+
+def test_peer_cannot_queue_many_requests() -> None:
+    client, server = pair()
+    run(client, server)
+    server.evidence = lambda b: (_ for _ in ()).throw(AssertionError("stalled"))  # type: ignore[assignment]
+
+    def stall(binding: Binding) -> CMW:
+        raise RuntimeError("slow TEE")
+
+    client_ea_side = client
+    for _ in range(3):
+        server.session.receive_control_data(_request_frame(client_ea_side), False, 2.0)
+        while (event := server.session.next_event()) is not None:
+            if isinstance(event, CloseConnection):
+                server.closed = event
+    assert server.closed is not None and server.closed.code is CloseCode.PROTOCOL_VIOLATION
+
+
+def test_reused_peer_context_is_a_protocol_violation() -> None:
+    client, server = pair()
+    run(client, server)
+    first_context = client.attested[0].context
+    assert client.session._ea is not None
+    from attquic import expat
+    from attquic.ea.messages import AuthenticatorRequest
+
+    stale = AuthenticatorRequest(17, first_context, (expat.offer(),))
+    server.session.receive_control_data(
+        frames.encode_frame(frames.AuthenticatorRequestFrame(stale.encode())), False, 3.0
+    )
+    server.drain(3.0)
+    assert server.closed is not None and server.closed.code is CloseCode.PROTOCOL_VIOLATION
