@@ -99,7 +99,9 @@ class Pair:
         self.server = Peer(f"{mode} server", ["server", "--mode", mode])
         try:
             self.port = int(self.server.read(timeout=60)["port"])
-            self.client = Peer(f"{mode} client", ["client", "--mode", mode, "--port", str(self.port)])
+            self.client = Peer(
+                f"{mode} client", ["client", "--mode", mode, "--port", str(self.port)]
+            )
             self.client.read(timeout=60)
         except BaseException:
             self.server.stop()

@@ -202,9 +202,7 @@ async def start_plain_server(tasks: TaskSet) -> tuple[int, Callable[[], None]]:
     def on_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks.spawn(serve_stream(PlainStream(reader, writer)))
 
-    server = await quic_serve(
-        "127.0.0.1", 0, configuration=server_tls(), stream_handler=on_stream
-    )
+    server = await quic_serve("127.0.0.1", 0, configuration=server_tls(), stream_handler=on_stream)
     transport = server._transport
     assert transport is not None
     return int(transport.get_extra_info("sockname")[1]), server.close
@@ -271,7 +269,9 @@ async def run_server(mode: str) -> None:
             answer({"rss": rss()})
         elif cmd == "stats":
             evidence = [
-                ms for event in CAPTURED if event["event"] == "gate.opened"
+                ms
+                for event in CAPTURED
+                if event["event"] == "gate.opened"
                 for ms in event.get("ms_evidence") or []
             ]
             CAPTURED.clear()

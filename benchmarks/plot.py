@@ -9,14 +9,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-
-from harness import percentile  # noqa: E402
+import matplotlib.pyplot as plt
+from harness import percentile
 
 COLOURS = {"plain aioquic": "#4c72b0", "attquic (simulated TDX + DCAP)": "#dd8452"}
 
 
-def plot_ttfb(plain_ms: Sequence[float], attested_ms: Sequence[float], path: Path, title: str) -> Path:
+def plot_ttfb(
+    plain_ms: Sequence[float], attested_ms: Sequence[float], path: Path, title: str
+) -> Path:
     """Histogram and empirical CDF of both TTFB samples, medians marked; returns ``path``."""
     series = {
         "plain aioquic": sorted(plain_ms),
@@ -31,8 +32,13 @@ def plot_ttfb(plain_ms: Sequence[float], attested_ms: Sequence[float], path: Pat
     for label, values in series.items():
         colour = COLOURS[label]
         median = percentile(values, 0.5)
-        hist.hist([min(v, upper) for v in values], bins=bins, alpha=0.6, color=colour,
-                  label=f"{label}: median {median:.2f} ms")
+        hist.hist(
+            [min(v, upper) for v in values],
+            bins=bins,
+            alpha=0.6,
+            color=colour,
+            label=f"{label}: median {median:.2f} ms",
+        )
         hist.axvline(median, color=colour, linestyle="--", linewidth=1)
         n = len(values)
         cdf.step(values, [(i + 1) / n for i in range(n)], where="post", color=colour, label=label)

@@ -27,9 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402
-
-from harness import MODES, Pair, progress, summary  # noqa: E402
+import psutil
+from harness import MODES, Pair, progress, summary
 
 Json = dict[str, Any]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,16 +52,37 @@ class Params:
 
 PRESETS = {
     "full": Params(
-        rounds=4, warmup=20, mem_connections=1000, ttfb_per_round=150, concurrency=16,
-        concurrent_per_round=200, rtt_per_round=1000, bulk_bytes=100 * MB, verify_seconds=12,
+        rounds=4,
+        warmup=20,
+        mem_connections=1000,
+        ttfb_per_round=150,
+        concurrency=16,
+        concurrent_per_round=200,
+        rtt_per_round=1000,
+        bulk_bytes=100 * MB,
+        verify_seconds=12,
     ),
     "quick": Params(
-        rounds=2, warmup=10, mem_connections=200, ttfb_per_round=60, concurrency=8,
-        concurrent_per_round=48, rtt_per_round=300, bulk_bytes=10 * MB, verify_seconds=3,
+        rounds=2,
+        warmup=10,
+        mem_connections=200,
+        ttfb_per_round=60,
+        concurrency=8,
+        concurrent_per_round=48,
+        rtt_per_round=300,
+        bulk_bytes=10 * MB,
+        verify_seconds=3,
     ),
     "smoke": Params(
-        rounds=1, warmup=2, mem_connections=8, ttfb_per_round=5, concurrency=2,
-        concurrent_per_round=6, rtt_per_round=20, bulk_bytes=MB, verify_seconds=0.3,
+        rounds=1,
+        warmup=2,
+        mem_connections=8,
+        ttfb_per_round=5,
+        concurrency=2,
+        concurrent_per_round=6,
+        rtt_per_round=20,
+        bulk_bytes=MB,
+        verify_seconds=0.3,
     ),
 }
 
@@ -89,7 +109,9 @@ def measure_memory(pairs: dict[str, Pair], params: Params) -> Json:
         pair = pairs[mode]
         progress(f"memory: {mode}, opening {params.mem_connections} idle connections")
         before = pair.server_rss_after_gc()
-        held = pair.client.request("hold", count=params.mem_connections, payload_size=params.payload)
+        held = pair.client.request(
+            "hold", count=params.mem_connections, payload_size=params.payload
+        )
         after = pair.server_rss_after_gc()
         pair.client.request("release")
         out[mode] = {
@@ -108,8 +130,10 @@ def measure_ttfb(pairs: dict[str, Pair], params: Params) -> Json:
     elapsed = dict.fromkeys(MODES, 0.0)
     for index in range(params.rounds):
         for mode in alternating(index):
-            progress(f"ttfb: round {index + 1}/{params.rounds}, {mode}, "
-                     f"{params.ttfb_per_round} sequential connections")
+            progress(
+                f"ttfb: round {index + 1}/{params.rounds}, {mode}, "
+                f"{params.ttfb_per_round} sequential connections"
+            )
             result = pairs[mode].client.request(
                 "ttfb", count=params.ttfb_per_round, payload_size=params.payload
             )
@@ -126,7 +150,9 @@ def measure_ttfb(pairs: dict[str, Pair], params: Params) -> Json:
         if mode == "attested":
             parts["evidence (server)"] = evidence
         split = {name: statistics.median(values) for name, values in parts.items() if values}
-        if mode == "attested" and {"attestation", "verification", "evidence (server)"} <= set(split):
+        if mode == "attested" and {"attestation", "verification", "evidence (server)"} <= set(
+            split
+        ):
             split["attestation messaging (rest)"] = (
                 split["attestation"] - split["verification"] - split["evidence (server)"]
             )
@@ -144,8 +170,10 @@ def measure_concurrent(pairs: dict[str, Pair], params: Params) -> Json:
     elapsed = dict.fromkeys(MODES, 0.0)
     for index in range(params.rounds):
         for mode in alternating(index):
-            progress(f"connections/s: round {index + 1}/{params.rounds}, {mode}, "
-                     f"{params.concurrent_per_round} with {params.concurrency} concurrent clients")
+            progress(
+                f"connections/s: round {index + 1}/{params.rounds}, {mode}, "
+                f"{params.concurrent_per_round} with {params.concurrency} concurrent clients"
+            )
             result = pairs[mode].client.request(
                 "concurrent",
                 count=params.concurrent_per_round,
@@ -164,9 +192,13 @@ def measure_rtt(pairs: dict[str, Pair], params: Params) -> Json:
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     for index in range(params.rounds):
         for mode in alternating(index):
-            progress(f"rtt: round {index + 1}/{params.rounds}, {mode}, "
-                     f"{params.rtt_per_round} echoes of {params.payload} B")
-            result = pairs[mode].client.request("rtt", count=params.rtt_per_round, size=params.payload)
+            progress(
+                f"rtt: round {index + 1}/{params.rounds}, {mode}, "
+                f"{params.rtt_per_round} echoes of {params.payload} B"
+            )
+            result = pairs[mode].client.request(
+                "rtt", count=params.rtt_per_round, size=params.payload
+            )
             samples[mode] += result["samples_us"]
     return {mode: {"rtt_us": summary(samples[mode])} for mode in MODES}
 
@@ -177,8 +209,10 @@ def measure_bulk(pairs: dict[str, Pair], params: Params) -> Json:
     for index in range(params.rounds):
         for direction in ("up", "down"):
             for mode in alternating(index):
-                progress(f"bulk: round {index + 1}/{params.rounds}, {mode}, {size_mb:.0f} MB "
-                         f"{'client to server' if direction == 'up' else 'server to client'}")
+                progress(
+                    f"bulk: round {index + 1}/{params.rounds}, {mode}, {size_mb:.0f} MB "
+                    f"{'client to server' if direction == 'up' else 'server to client'}"
+                )
                 result = pairs[mode].client.request(
                     "bulk", size=params.bulk_bytes, direction=direction
                 )
@@ -240,8 +274,12 @@ def derive(results: Json) -> Json:
     up = ratio(bulk["attested"]["up_mb_per_s"], bulk["plain"]["up_mb_per_s"])
     down = ratio(bulk["attested"]["down_mb_per_s"], bulk["plain"]["down_mb_per_s"])
     ratios = {
-        "ttfb_ratio": ratio(ttfb["attested"]["ttfb_ms"]["median"], ttfb["plain"]["ttfb_ms"]["median"]),
-        "ttfb_p95_ratio": ratio(ttfb["attested"]["ttfb_ms"]["p95"], ttfb["plain"]["ttfb_ms"]["p95"]),
+        "ttfb_ratio": ratio(
+            ttfb["attested"]["ttfb_ms"]["median"], ttfb["plain"]["ttfb_ms"]["median"]
+        ),
+        "ttfb_p95_ratio": ratio(
+            ttfb["attested"]["ttfb_ms"]["p95"], ttfb["plain"]["ttfb_ms"]["p95"]
+        ),
         "bulk_ratio": min(up, down),
         "bulk_up_ratio": up,
         "bulk_down_ratio": down,
@@ -287,8 +325,10 @@ def derive(results: Json) -> Json:
 def run(params: Params, preset: str, out_dir: Path, plot: bool) -> Json:
     started = time.perf_counter()
     facts = machine()
-    progress(f"preset {preset}: {facts['cores']} cores, Python {facts['python']}, "
-             f"aioquic {facts['aioquic']}, load {facts['load_average']}")
+    progress(
+        f"preset {preset}: {facts['cores']} cores, Python {facts['python']}, "
+        f"aioquic {facts['aioquic']}, load {facts['load_average']}"
+    )
     pairs: dict[str, Pair] = {}
     try:
         for mode in MODES:
@@ -352,44 +392,102 @@ def rows(report: Json) -> list[tuple[str, str, str, str, str]]:
     conc = report["details"]["concurrent"]["plain"]["concurrency"]
     mem_n = report["details"]["memory"]["plain"]["connections"]
     return [
-        ("TTFB median (ms)", f"{p['ttfb_ms']:.2f}", f"{a['ttfb_ms']:.2f}",
-         f"{report['ttfb_ratio']:.2f}", goal("ttfb_ratio")),
-        ("TTFB p95 (ms)", f"{p['ttfb_p95_ms']:.2f}", f"{a['ttfb_p95_ms']:.2f}",
-         f"{report['ttfb_p95_ratio']:.2f}", ""),
-        ("connections/s, sequential", f"{p['connections_per_s_sequential']:.0f}",
-         f"{a['connections_per_s_sequential']:.0f}", f"{report['conn_rate_ratio']:.2f}", ""),
-        (f"connections/s, {conc} concurrent", f"{p['connections_per_s_concurrent']:.0f}",
-         f"{a['connections_per_s_concurrent']:.0f}", f"{report['conn_rate_concurrent_ratio']:.2f}",
-         ""),
-        ("bulk up, one stream (MB/s)", f"{p['bulk_up_mb_per_s']:.1f}", f"{a['bulk_up_mb_per_s']:.1f}",
-         f"{report['bulk_up_ratio']:.2f}", ""),
-        ("bulk down, one stream (MB/s)", f"{p['bulk_down_mb_per_s']:.1f}",
-         f"{a['bulk_down_mb_per_s']:.1f}", f"{report['bulk_down_ratio']:.2f}", goal("bulk_ratio")),
-        ("echo RTT median (µs)", f"{p['rtt_us']:.0f}", f"{a['rtt_us']:.0f}",
-         f"{report['rtt_ratio']:.2f}", goal("rtt_ratio")),
+        (
+            "TTFB median (ms)",
+            f"{p['ttfb_ms']:.2f}",
+            f"{a['ttfb_ms']:.2f}",
+            f"{report['ttfb_ratio']:.2f}",
+            goal("ttfb_ratio"),
+        ),
+        (
+            "TTFB p95 (ms)",
+            f"{p['ttfb_p95_ms']:.2f}",
+            f"{a['ttfb_p95_ms']:.2f}",
+            f"{report['ttfb_p95_ratio']:.2f}",
+            "",
+        ),
+        (
+            "connections/s, sequential",
+            f"{p['connections_per_s_sequential']:.0f}",
+            f"{a['connections_per_s_sequential']:.0f}",
+            f"{report['conn_rate_ratio']:.2f}",
+            "",
+        ),
+        (
+            f"connections/s, {conc} concurrent",
+            f"{p['connections_per_s_concurrent']:.0f}",
+            f"{a['connections_per_s_concurrent']:.0f}",
+            f"{report['conn_rate_concurrent_ratio']:.2f}",
+            "",
+        ),
+        (
+            "bulk up, one stream (MB/s)",
+            f"{p['bulk_up_mb_per_s']:.1f}",
+            f"{a['bulk_up_mb_per_s']:.1f}",
+            f"{report['bulk_up_ratio']:.2f}",
+            "",
+        ),
+        (
+            "bulk down, one stream (MB/s)",
+            f"{p['bulk_down_mb_per_s']:.1f}",
+            f"{a['bulk_down_mb_per_s']:.1f}",
+            f"{report['bulk_down_ratio']:.2f}",
+            goal("bulk_ratio"),
+        ),
+        (
+            "echo RTT median (µs)",
+            f"{p['rtt_us']:.0f}",
+            f"{a['rtt_us']:.0f}",
+            f"{report['rtt_ratio']:.2f}",
+            goal("rtt_ratio"),
+        ),
         ("echo RTT p95 (µs)", f"{p['rtt_p95_us']:.0f}", f"{a['rtt_p95_us']:.0f}", "", ""),
-        ("quote verifications/s (bare dcap-qvl vs TdxVerifier)", f"{v['bare']:.0f}",
-         f"{v['tdx_verifier']:.0f}", f"{report['verify_ratio']:.2f}", goal("verify_ratio")),
-        ("  same, sync verify_quote", f"{v['bare']:.0f}", f"{v['verify_quote']:.0f}",
-         f"{report['verify_quote_ratio']:.2f}", ""),
-        (f"server KiB per idle connection ({mem_n} open)",
-         f"{p['server_bytes_per_connection'] / 1024:.1f}",
-         f"{a['server_bytes_per_connection'] / 1024:.1f}", f"{report['mem_ratio']:.2f}",
-         goal("mem_ratio")),
-        (f"client KiB per idle connection ({mem_n} open)",
-         f"{p['client_bytes_per_connection'] / 1024:.1f}",
-         f"{a['client_bytes_per_connection'] / 1024:.1f}",
-         f"{ratio(a['client_bytes_per_connection'], p['client_bytes_per_connection']):.2f}", ""),
+        (
+            "quote verifications/s (bare dcap-qvl vs TdxVerifier)",
+            f"{v['bare']:.0f}",
+            f"{v['tdx_verifier']:.0f}",
+            f"{report['verify_ratio']:.2f}",
+            goal("verify_ratio"),
+        ),
+        (
+            "  same, sync verify_quote",
+            f"{v['bare']:.0f}",
+            f"{v['verify_quote']:.0f}",
+            f"{report['verify_quote_ratio']:.2f}",
+            "",
+        ),
+        (
+            f"server KiB per idle connection ({mem_n} open)",
+            f"{p['server_bytes_per_connection'] / 1024:.1f}",
+            f"{a['server_bytes_per_connection'] / 1024:.1f}",
+            f"{report['mem_ratio']:.2f}",
+            goal("mem_ratio"),
+        ),
+        (
+            f"client KiB per idle connection ({mem_n} open)",
+            f"{p['client_bytes_per_connection'] / 1024:.1f}",
+            f"{a['client_bytes_per_connection'] / 1024:.1f}",
+            f"{ratio(a['client_bytes_per_connection'], p['client_bytes_per_connection']):.2f}",
+            "",
+        ),
     ]
 
 
 def split_rows(report: Json) -> list[tuple[str, str]]:
     split = report["details"]["ttfb"]["attested"]["split_median_ms"]
     plain = report["details"]["ttfb"]["plain"]["split_median_ms"]
-    out = [("plain: handshake", f"{plain.get('handshake', float('nan')):.2f}"),
-           ("plain: echo", f"{plain.get('echo', float('nan')):.2f}")]
-    for name in ("handshake", "attestation", "evidence (server)", "verification",
-                 "attestation messaging (rest)", "echo"):
+    out = [
+        ("plain: handshake", f"{plain.get('handshake', float('nan')):.2f}"),
+        ("plain: echo", f"{plain.get('echo', float('nan')):.2f}"),
+    ]
+    for name in (
+        "handshake",
+        "attestation",
+        "evidence (server)",
+        "verification",
+        "attestation messaging (rest)",
+        "echo",
+    ):
         if name in split:
             out.append((f"attquic: {name}", f"{split[name]:.2f}"))
     return out
@@ -407,8 +505,13 @@ def markdown(report: Json) -> str:
         "|---|---:|---:|---:|---|",
     ]
     lines += [f"| {' | '.join(row)} |" for row in rows(report)]
-    lines += ["", "Time to first byte, attested, split (medians, ms):", "",
-              "| part | ms |", "|---|---:|"]
+    lines += [
+        "",
+        "Time to first byte, attested, split (medians, ms):",
+        "",
+        "| part | ms |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {value} |" for name, value in split_rows(report)]
     return "\n".join(lines)
 
@@ -448,10 +551,20 @@ def compact(report: Json) -> Json:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     preset = parser.add_mutually_exclusive_group()
-    preset.add_argument("--quick", action="store_const", dest="preset", const="quick",
-                        help="reduced counts, under 60 s on 2 cores")
-    preset.add_argument("--smoke", action="store_const", dest="preset", const="smoke",
-                        help="tiny counts: checks the harness end to end, figures meaningless")
+    preset.add_argument(
+        "--quick",
+        action="store_const",
+        dest="preset",
+        const="quick",
+        help="reduced counts, under 60 s on 2 cores",
+    )
+    preset.add_argument(
+        "--smoke",
+        action="store_const",
+        dest="preset",
+        const="smoke",
+        help="tiny counts: checks the harness end to end, figures meaningless",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--no-plot", action="store_true", help="skip the TTFB plot")
