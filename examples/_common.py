@@ -1,23 +1,39 @@
-"""Flags and builders shared by the echo example pair."""
+"""Flags and builders shared by the echo example pair.
+
+Two attestation models (draft-fossati-seat-expat):
+
+* ``--model background`` (default): the attesting side sends its TDX quote; the verifying side
+  checks it itself (DCAP with dcap-qvl, collateral, appraisal policy).
+* ``--model passport --verifier URL``: the attesting side has the verifier service at URL
+  appraise its quote and sends the signed attestation result (an EAR); the verifying side
+  checks the EAR (signature under a trusted verifier key, time, ``eat_nonce`` = this
+  connection's binding, status). Its trusted key comes from ``--verifier-key FILE`` or, for the
+  demo only, from the service's discovery endpoint (trust on first use).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import logging
 import sys
 from pathlib import Path
 
 import structlog
 
-from attquic.attestation import Attester, Verifier
+from attquic.attestation import Attester, IssuerAssertion, Verifier
+from attquic.ear import EarAttestation, EarChannelVerifier, EarVerifier, KeySource, load_public_key
 from attquic.tdx.collateral import CollateralSource, FileCollateral, PccsCollateral
 from attquic.tdx.configfs import ConfigfsTsmAttester
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.simulated import SimulatedCollateral, SimulatedTdxAttester, SimulatedTdxHierarchy
 from attquic.tdx.verifier import TdxVerifier
+from attquic.verifier_service import PassportAttester, VerifierClient
 
 ALPN = "attquic-echo"
 HERE = Path(__file__).resolve().parent
+MODELS = ("background", "passport")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -26,6 +42,45 @@ def configure_logging(verbose: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("attestation model")
+    group.add_argument(
+        "--model",
+        choices=MODELS,
+        default="background",
+        help="background: send/check TDX evidence (default); passport: send/check an "
+        "attestation result (EAR) issued by the verifier service",
+    )
+    group.add_argument(
+        "--verifier",
+        metavar="URL",
+        help="verifier service (Veraison verification API), e.g. http://127.0.0.1:8080; "
+        "with --model passport the attesting side gets its EAR there, and the verifying side "
+        "fetches the EAR key from its discovery endpoint unless --verifier-key is given",
+    )
+    group.add_argument(
+        "--verifier-key",
+        type=Path,
+        metavar="FILE",
+        help="with --model passport: the verifier service's EAR verification key (JWK or PEM) "
+        "to trust; without it the key is fetched from --verifier (trust on first use, demo only)",
+    )
+
+
+def check_model_flags(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, attests: bool, verifies: bool
+) -> None:
+    """Reject flag combinations the chosen model cannot use (exits via ``parser.error``)."""
+    if args.model != "passport":
+        if args.verifier is not None or args.verifier_key is not None:
+            parser.error("--verifier and --verifier-key need --model passport")
+        return
+    if attests and args.verifier is None:
+        parser.error("--model passport: the attesting side needs --verifier URL")
+    if verifies and args.verifier is None and args.verifier_key is None:
+        parser.error("--model passport: verifying needs --verifier-key FILE or --verifier URL")
 
 
 def add_attester_flags(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +100,9 @@ def add_attester_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_verifier_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("verification (this side verifies the peer)")
+    group = parser.add_argument_group(
+        "verification (this side verifies the peer; --model background only)"
+    )
     group.add_argument("--policy", type=Path, help="appraisal policy (TOML or JSON)")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--collateral", type=Path, help="DCAP collateral JSON file")
@@ -59,13 +116,49 @@ def add_verifier_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verbose", "-v", action="store_true")
 
 
-def build_attester(args: argparse.Namespace) -> Attester:
+def _quote_source(args: argparse.Namespace) -> ConfigfsTsmAttester | SimulatedTdxAttester:
     if args.attester == "configfs":
         return ConfigfsTsmAttester(root=args.configfs_root)
     return SimulatedTdxAttester(version=args.quote_version)
 
 
-def build_verifier(args: argparse.Namespace) -> Verifier:
+async def build_attester(
+    args: argparse.Namespace, resources: contextlib.AsyncExitStack
+) -> Attester:
+    """The attester the flags describe; a passport attester's HTTP client joins ``resources``."""
+    quotes = _quote_source(args)
+    if args.model != "passport":
+        return quotes
+    client = await resources.enter_async_context(VerifierClient(args.verifier))
+    return PassportAttester(quotes, client)
+
+
+async def build_verifier(args: argparse.Namespace) -> Verifier:
+    """The verifier the flags describe (passport: may fetch the EAR key once, see the flags)."""
+    if args.model == "passport":
+        return await _passport_verifier(args)
+    return _background_verifier(args)
+
+
+async def _passport_verifier(args: argparse.Namespace) -> Verifier:
+    """An EAR verifier trusting ``--verifier-key``, or the key the service publishes (TOFU)."""
+    key: KeySource
+    if args.verifier_key is not None:
+        key = load_public_key(args.verifier_key)
+    else:
+        async with VerifierClient(args.verifier) as client:
+            key = (await client.discover()).ear_verification_key
+        print(
+            f"WARNING: trusting the EAR key that {args.verifier} publishes, fetched just now "
+            "(trust on first use): whoever answers at that URL can vouch for any peer. Demo "
+            "only; give the verifier's key with --verifier-key in any real deployment.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return EarChannelVerifier(EarVerifier([key]))
+
+
+def _background_verifier(args: argparse.Namespace) -> Verifier:
     """A DCAP verifier from the flags; without a collateral source, the simulated TDX's."""
     source: CollateralSource
     if args.collateral is not None or args.pccs_url is not None:
@@ -83,9 +176,37 @@ def build_verifier(args: argparse.Namespace) -> Verifier:
     return TdxVerifier(source, policy, unsafe_root_ca_der=hierarchy.root_ca_der)
 
 
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).isoformat()
+
+
+def _describe_assertion(result: IssuerAssertion) -> list[str]:
+    lines = [
+        f"attestation: {type(result).__name__}: ASSERTED BY A TOKEN ISSUER, "
+        "not verified from hardware evidence on this side",
+        f"  type: {result.media_type}",
+        f"  issuer: {result.issuer}",
+    ]
+    if isinstance(result, EarAttestation):
+        claims = result.claims
+        lines.append(f"  status: {result.status.json_name} (submodule {result.submodule!r})")
+        if result.trust_vector is not None:
+            lines.append(f"  trustworthiness vector: {result.trust_vector.to_json()}")
+        policy_ids = claims.submods[result.submodule].policy_ids
+        if policy_ids:
+            lines.append(f"  appraisal policy: {', '.join(policy_ids)}")
+        lines.append(f"  issued at: {_utc(claims.iat)}, expires: {_utc(claims.exp)}")
+    lines.append(f"  verified_at: {result.verified_at}")
+    return lines
+
+
 def describe(result: object) -> list[str]:
     """Human-readable lines about a verified attestation result."""
-    lines = [f"attestation: {type(result).__name__}"]
+    if isinstance(result, IssuerAssertion):
+        return _describe_assertion(result)
+    lines = [f"attestation: {type(result).__name__} (verified from hardware evidence)"]
     for name in ("tcb_status", "advisory_ids", "mrtd", "rtmrs", "fmspc", "verified_at"):
         value = getattr(result, name, None)
         if value is None:

@@ -1,6 +1,11 @@
-"""Attested echo client: verifies the server's TDX evidence, then sends one message.
+"""Attested echo client: verifies the server's attestation, then sends one message.
+
+With ``--model background`` (default) it verifies the server's TDX quote itself; with
+``--model passport`` it checks the attestation result (EAR) a verifier service issued for the
+server, which is an assertion by that token issuer, not a hardware verification on this side.
 
     python examples/echo_client.py --host 127.0.0.1 --port 4433 --message hello
+    python examples/echo_client.py --model passport --verifier-key ear-key.pem
 
 Exit status 0 only if the channel was attested and the echo came back intact.
 """
@@ -8,6 +13,7 @@ Exit status 0 only if the channel was attested and the echo came back intact.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ssl
 import sys
 from pathlib import Path
@@ -30,22 +36,34 @@ async def main(args: argparse.Namespace) -> int:
         # The server is authenticated by its attestation, which is bound to this TLS
         # session's exporter: a man in the middle cannot present evidence for our exporter.
         tls.verify_mode = ssl.CERT_NONE
-    attestation = attquic.AttestationConfiguration(
-        verifier=_common.build_verifier(args),
-        attester=_common.build_attester(args) if args.mutual else None,
-    )
-    try:
-        async with attquic.connect(
-            args.host, args.port, configuration=tls, attestation=attestation
-        ) as connection:
-            print("\n".join(["server verified:", *_common.describe(connection.peer_attestation)]))
-            stream = await connection.open_stream()
-            await stream.send(args.message.encode())
-            await stream.send_eof()
-            echo = await stream.receive_all()
-    except attquic.ConnectionClosed as exc:
-        print(f"attestation failed: {exc}", file=sys.stderr)
-        return 1
+    async with contextlib.AsyncExitStack() as resources:
+        try:
+            attestation = attquic.AttestationConfiguration(
+                verifier=await _common.build_verifier(args),
+                attester=await _common.build_attester(args, resources) if args.mutual else None,
+            )
+        except attquic.AttquicError as exc:
+            print(f"echo client: cannot start: {exc}", file=sys.stderr)
+            return 2
+        try:
+            async with attquic.connect(
+                args.host, args.port, configuration=tls, attestation=attestation
+            ) as connection:
+                print(
+                    "\n".join(
+                        [
+                            f"server attested ({args.model} model):",
+                            *_common.describe(connection.peer_attestation),
+                        ]
+                    )
+                )
+                stream = await connection.open_stream()
+                await stream.send(args.message.encode())
+                await stream.send_eof()
+                echo = await stream.receive_all()
+        except attquic.ConnectionClosed as exc:
+            print(f"attestation failed: {exc}", file=sys.stderr)
+            return 1
     print(f"echo: {echo.decode(errors='replace')}")
     if echo != args.message.encode():
         print("echo mismatch", file=sys.stderr)
@@ -60,9 +78,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--message", default="hello from an attested channel")
     parser.add_argument("--mutual", action="store_true", help="also attest this client")
     parser.add_argument("--ca-cert", type=Path, help="verify the server's TLS certificate")
+    _common.add_model_flags(parser)
     _common.add_attester_flags(parser)
     _common.add_verifier_flags(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    _common.check_model_flags(parser, args, attests=args.mutual, verifies=True)
+    return args
 
 
 if __name__ == "__main__":
