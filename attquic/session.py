@@ -140,6 +140,7 @@ class AttestationSession:
         self._initial_deadline: float | None = None
         self._early_control: list[tuple[bytes, bool]] = []
         self._peer_contexts: set[bytes] = set()
+        self._own_contexts: set[bytes] = set()
         self.peer_result: AttestationResult | None = None
 
     # --- inspection ---------------------------------------------------------------------
@@ -344,6 +345,7 @@ class AttestationSession:
         request = self._ea.request(extensions=[expat.offer(self._config.cmw_extension)])
         deadline = now + self._config.attestation_timeout
         self._pending.ours[request.context] = _OurRequest(request, deadline, initial)
+        self._own_contexts.add(request.context)
         self._send(frames.AuthenticatorRequestFrame(request.encode()))
         return request.context
 
@@ -357,6 +359,8 @@ class AttestationSession:
             raise ProtocolViolation(f"a {self._peer_role} must ask with message type {expected}")
         if request.context in self._peer_contexts:
             raise ProtocolViolation("the peer reused a certificate_request_context")
+        if request.context in self._own_contexts:
+            raise ProtocolViolation("the peer reflected one of our request contexts")
         if len(self._pending.peers) >= profile.MAX_PEER_REQUESTS_IN_FLIGHT:
             raise ProtocolViolation("too many attestation requests in flight")
         self._peer_contexts.add(request.context)
