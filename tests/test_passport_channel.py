@@ -1,0 +1,471 @@
+"""The passport model end to end: real QUIC over UDP and real HTTP on loopback.
+
+The verifier service runs as a separate process (``python -m attquic verifier serve``) with the
+simulated TDX root, collateral valid now, a policy naming the simulated measurements and an EAR
+signing key written by the test. The attesting server has the service appraise its simulated
+quote and presents the EAR; the client trusts the service's key and checks the EAR.
+
+Bad EARs (forged, expired, for another nonce, from an untrusted key, non-affirming) come from
+:class:`LocalEarAttester`, which issues the passport CMW itself with :func:`issue_ear`, so that
+each one differs from a genuine token in exactly one respect; a control case shows that the same
+attester with nothing wrong is accepted. Each rejection must carry the close code of
+docs/protocol.md and docs/passport.md, and the server's application must never run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pytest
+from channel_helpers import (
+    SIMULATED_POLICY,
+    EchoApp,
+    RecordingAttester,
+    attestation,
+    client_tls,
+    default_attester,
+    echo_once,
+    running_server,
+    simulated_verifier,
+)
+from joserfc.jwk import ECKey
+
+import attquic
+from attquic import CloseCode, profile
+from attquic.attestation import HardwareAttestation, IssuerAssertion
+from attquic.cmw import CMW, CMWRecord
+from attquic.ear import (
+    VERAISON_PROFILE,
+    Appraisal,
+    EarAttestation,
+    EarChannelVerifier,
+    EarClaims,
+    EarVerifier,
+    Status,
+    TrustVector,
+    VerifierId,
+    generate_signing_key,
+    issue_ear,
+    load_private_key,
+)
+from attquic.keyschedule import Binding
+from attquic.tdx.simulated import OTHER_MRTD, SimulatedTdxHierarchy
+from attquic.verifier_service import PassportAttester, VerifierClient
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.network,
+    pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning"),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+LISTENING = "attquic verifier listening on "
+
+
+# --- the verifier service process ----------------------------------------------------------
+
+
+@dataclass
+class VerifierProcess:
+    process: subprocess.Popen[str]
+    url: str
+    signing_key: ECKey
+    """The service's EAR signing key (the test wrote it, so it can also sign as the service)."""
+    key_file: Path
+
+
+def _write_service_files(directory: Path) -> dict[str, Path]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hierarchy = SimulatedTdxHierarchy.default()
+    files = {
+        "collateral": directory / "collateral.json",
+        "root": directory / "root.pem",
+        "policy": directory / "policy.json",
+        "key": directory / "ear-key.json",
+    }
+    files["collateral"].write_text(hierarchy.collateral_json(time.time()))
+    files["root"].write_bytes(hierarchy.root_ca_pem)
+    files["policy"].write_text(json.dumps(SIMULATED_POLICY.to_dict()))
+    files["key"].write_text(json.dumps(generate_signing_key().as_dict(private=True)))
+    return files
+
+
+def _drain(stream: IO[str]) -> None:
+    """Keep reading the service's stdout (its structlog lines) so the pipe never fills."""
+    for _ in stream:
+        pass
+
+
+@pytest.fixture(scope="module")
+def verifier_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerifierProcess]:
+    directory = tmp_path_factory.mktemp("passport-verifier")
+    files = _write_service_files(directory)
+    command = [
+        sys.executable, "-m", "attquic", "verifier", "serve", "--host", "127.0.0.1",
+        "--port", "0", "--policy", str(files["policy"]), "--collateral",
+        str(files["collateral"]), "--unsafe-root-ca", str(files["root"]),
+        "--key", str(files["key"]),
+    ]  # fmt: skip
+    stderr_path = directory / "stderr.txt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=env, text=True
+        )
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    ready = selector.select(timeout=START_TIMEOUT)
+    selector.close()
+    line = process.stdout.readline() if ready else ""
+    if not line.startswith(LISTENING + "http://127.0.0.1:"):
+        process.kill()
+        process.wait()
+        pytest.fail(f"verifier service did not start ({line!r}): {stderr_path.read_text()}")
+    drain = threading.Thread(target=_drain, args=(process.stdout,), daemon=True)
+    drain.start()
+    yield VerifierProcess(process, line.split()[-1], load_private_key(files["key"]), files["key"])
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=START_TIMEOUT) == 0, stderr_path.read_text()
+    drain.join(timeout=5)
+
+
+def ear_verifier(service: VerifierProcess) -> EarChannelVerifier:
+    """The relying party: trusts exactly the service's key, read from its key file."""
+    return EarChannelVerifier(EarVerifier([service.key_file]))
+
+
+@contextlib.asynccontextmanager
+async def passport_attester(
+    service: VerifierProcess, **simulated: object
+) -> AsyncIterator[PassportAttester]:
+    async with VerifierClient(service.url) as client:
+        yield PassportAttester(default_attester(**simulated), client)
+
+
+# --- locally issued EARs -------------------------------------------------------------------
+
+
+def good_claims(binding: Binding, now: float) -> EarClaims:
+    """The claims the service would issue for an accepted quote, bound to ``binding``."""
+    vector = TrustVector(instance_identity=2, configuration=2, executables=2, hardware=2)
+    return EarClaims(
+        profile=VERAISON_PROFILE,
+        iat=int(now),
+        exp=int(now) + 300,
+        verifier_id=VerifierId("attquic-test", "local issuer"),
+        submods={"tdx": Appraisal(Status.AFFIRMING, vector, ("policy:test",))},
+        status=Status.AFFIRMING,
+        nonce=binding.binding,
+    )
+
+
+ClaimsFor = Callable[[Binding, float], EarClaims]
+TokenEdit = Callable[[str], str]
+
+
+def _flip_signature_bit(token: str) -> str:
+    header, payload, signature = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+    flipped = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    return f"{header}.{payload}.{flipped}"
+
+
+def _swap_in_other_nonce(token: str) -> str:
+    """Keep the header and signature, replace the payload by one with another eat_nonce."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["eat_nonce"] = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{edited}.{signature}"
+
+
+class LocalEarAttester:
+    """Issues the passport CMW without the service: ``claims_for(binding, now)`` signed with
+    ``key``, optionally edited after signing, as CMW record [EAR media type, JWT, ind 8]."""
+
+    def __init__(
+        self, key: ECKey, claims_for: ClaimsFor = good_claims, edit: TokenEdit | None = None
+    ) -> None:
+        self.key = key
+        self.claims_for = claims_for
+        self.edit = edit
+
+    async def attest(self, binding: Binding) -> CMW:
+        token = issue_ear(self.claims_for(binding, time.time()), self.key)
+        if self.edit is not None:
+            token = self.edit(token)
+        return CMWRecord(
+            profile.EAR_JWT_MEDIA_TYPE, token.encode("ascii"), profile.IND_ATTESTATION_RESULTS
+        )
+
+
+def _with(**changes: object) -> ClaimsFor:
+    def claims_for(binding: Binding, now: float) -> EarClaims:
+        return dataclasses.replace(good_claims(binding, now), **changes)  # type: ignore[arg-type]
+
+    return claims_for
+
+
+def _expired(binding: Binding, now: float) -> EarClaims:
+    # exp ten minutes ago: well past the verifier's 60 s clock-skew allowance
+    return dataclasses.replace(good_claims(binding, now), iat=int(now) - 3600, exp=int(now) - 600)
+
+
+def _other_nonce(binding: Binding, now: float) -> EarClaims:
+    return dataclasses.replace(good_claims(binding, now), nonce=os.urandom(len(binding.binding)))
+
+
+def _submodule_status(status: Status) -> ClaimsFor:
+    def claims_for(binding: Binding, now: float) -> EarClaims:
+        claims = good_claims(binding, now)
+        tdx = dataclasses.replace(claims.submods["tdx"], status=status)
+        return dataclasses.replace(claims, submods={"tdx": tdx}, status=status)
+
+    return claims_for
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def _expect_rejection(
+    server_attester: object, client_verifier: object, code: CloseCode
+) -> attquic.ConnectionClosed:
+    """The client must refuse the server's attestation with ``code``; no app ever runs."""
+    app = EchoApp()
+    server_config = attestation(attester=server_attester)  # type: ignore[arg-type]
+    client_config = attestation(verifier=client_verifier)  # type: ignore[arg-type]
+    async with running_server(server_config, app) as server:
+        with pytest.raises(attquic.ConnectionClosed) as info:
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ):
+                raise AssertionError("connect() must not return for a rejected peer")
+        await asyncio.sleep(0.05)
+    assert info.value.code == code, info.value
+    assert app.connections == [] and app.received == [], "the server application ran"
+    return info.value
+
+
+def _assert_issuer_assertion(result: object, service_issued: bool) -> EarAttestation:
+    assert isinstance(result, EarAttestation)
+    assert isinstance(result, IssuerAssertion) and not isinstance(result, HardwareAttestation)
+    assert result.media_type == profile.EAR_JWT_MEDIA_TYPE
+    assert result.status is Status.AFFIRMING and result.submodule == "tdx"
+    if service_issued:
+        assert result.issuer.startswith("attquic attquic-verifier")
+        assert result.trust_vector is not None and result.trust_vector.hardware == 2
+    return result
+
+
+# --- the channel opens ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suite", "mutual"), [("sha256", False), ("sha384", False), ("sha256", True)]
+)
+async def test_passport_channel_opens_and_data_flows(
+    verifier_service: VerifierProcess, suite: str, mutual: bool
+) -> None:
+    app = EchoApp()
+    async with (
+        passport_attester(verifier_service) as server_attester,
+        passport_attester(verifier_service, version=5) as client_attester,
+    ):
+        server_config = attestation(
+            attester=server_attester, verifier=ear_verifier(verifier_service) if mutual else None
+        )
+        client_config = attestation(
+            verifier=ear_verifier(verifier_service), attester=client_attester if mutual else None
+        )
+        async with (
+            running_server(server_config, app, suite) as server,
+            attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(suite), attestation=client_config
+            ) as connection,
+        ):
+            assert connection.tls_hash_name == suite
+            result = _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
+            assert result.claims.nonce is not None
+            assert len(result.claims.nonce) == {"sha256": 32, "sha384": 48}[suite]
+            assert await echo_once(connection, b"passport" * 500) == b"passport" * 500
+    assert app.received == [b"passport" * 500]
+    server_view = app.connections[0].peer_attestation
+    if mutual:
+        _assert_issuer_assertion(server_view, service_issued=True)
+    else:
+        assert server_view is None
+
+
+async def test_reattestation_fetches_a_fresh_ear(verifier_service: VerifierProcess) -> None:
+    async with (
+        passport_attester(verifier_service) as attester,
+        running_server(attestation(attester=attester), EchoApp()) as server,
+        attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        ) as connection,
+    ):
+        first = _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
+        second = _assert_issuer_assertion(await connection.reattest(), service_issued=True)
+        assert second.claims.nonce != first.claims.nonce  # a new context, a new binding
+        assert second.token != first.token
+        assert await echo_once(connection, b"still attested") == b"still attested"
+
+
+async def test_locally_issued_ear_under_the_trusted_key_is_accepted(
+    verifier_service: VerifierProcess,
+) -> None:
+    """Control for the rejection cases below: the local issuer, with nothing wrong, passes."""
+    app = EchoApp()
+    async with (
+        running_server(
+            attestation(attester=LocalEarAttester(verifier_service.signing_key)), app
+        ) as server,
+        attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        ) as connection,
+    ):
+        result = _assert_issuer_assertion(connection.peer_attestation, service_issued=False)
+        assert result.issuer == "attquic-test local issuer"
+        assert await echo_once(connection, b"ok") == b"ok"
+    assert app.received == [b"ok"]
+
+
+# --- bad EARs are rejected with the documented close code ----------------------------------
+
+ROGUE_KEY = generate_signing_key()
+
+
+@dataclass(frozen=True)
+class BadEar:
+    claims_for: ClaimsFor
+    code: CloseCode
+    reason: str
+    """What the relying party's close reason must say (it failed for the intended reason)."""
+    edit: TokenEdit | None = None
+    key: ECKey | None = None
+    """The signing key; None: the service's own, trusted key."""
+
+
+NOW = int(time.time())
+BAD_EARS: dict[str, BadEar] = {
+    "forged-signature": BadEar(
+        good_claims, CloseCode.EVIDENCE_INVALID, "signature", edit=_flip_signature_bit
+    ),
+    "forged-claims": BadEar(
+        good_claims, CloseCode.EVIDENCE_INVALID, "signature", edit=_swap_in_other_nonce
+    ),
+    "expired": BadEar(_expired, CloseCode.EVIDENCE_INVALID, "expired"),
+    "issued-in-the-future": BadEar(
+        _with(iat=NOW + 3600, exp=NOW + 7200), CloseCode.EVIDENCE_INVALID, "future"
+    ),
+    "untrusted-key": BadEar(
+        good_claims, CloseCode.EVIDENCE_INVALID, "trusted verifier key", key=ROGUE_KEY
+    ),
+    "other-nonce": BadEar(_other_nonce, CloseCode.BINDING_MISMATCH, "eat_nonce"),
+    "no-nonce": BadEar(_with(nonce=None), CloseCode.BINDING_MISMATCH, "eat_nonce"),
+    "contraindicated": BadEar(
+        _submodule_status(Status.CONTRAINDICATED), CloseCode.POLICY_REJECTED, "contraindicated"
+    ),
+    "warning": BadEar(_submodule_status(Status.WARNING), CloseCode.POLICY_REJECTED, "warning"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_EARS))
+async def test_bad_ear_is_rejected(verifier_service: VerifierProcess, case: str) -> None:
+    bad = BAD_EARS[case]
+    attester = LocalEarAttester(bad.key or verifier_service.signing_key, bad.claims_for, bad.edit)
+    closed = await _expect_rejection(attester, ear_verifier(verifier_service), bad.code)
+    assert bad.reason in str(closed)
+
+
+async def test_service_contraindicates_a_td_outside_its_policy(
+    verifier_service: VerifierProcess,
+) -> None:
+    """The real service path: a genuine EAR whose status is contraindicated (MRTD not in the
+    service's policy) is refused by the relying party's status requirement."""
+    async with passport_attester(verifier_service, mrtd=OTHER_MRTD) as attester:
+        closed = await _expect_rejection(
+            attester, ear_verifier(verifier_service), CloseCode.POLICY_REJECTED
+        )
+    assert "contraindicated" in str(closed)
+
+
+async def test_ear_replayed_on_another_connection_is_a_binding_mismatch(
+    verifier_service: VerifierProcess,
+) -> None:
+    """A genuine EAR captured on connection A and presented on connection B."""
+    app = EchoApp()
+    async with passport_attester(verifier_service) as inner:
+        replayer = RecordingAttester(inner, replay_first=True)
+        client_config = attestation(verifier=ear_verifier(verifier_service))
+        async with running_server(attestation(attester=replayer), app) as server:
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ):
+                pass  # connection A: genuine
+            with pytest.raises(attquic.ConnectionClosed) as info:
+                async with attquic.connect(
+                    "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+                ):
+                    raise AssertionError("connection B must not open")
+            await asyncio.sleep(0.05)
+    assert info.value.code == CloseCode.BINDING_MISMATCH
+    assert len(app.connections) == 1  # only connection A reached the application
+
+
+async def test_unreachable_verifier_service_makes_the_attester_refuse(
+    verifier_service: VerifierProcess,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    async with VerifierClient(f"http://127.0.0.1:{closed_port}", timeout=5) as client:
+        attester = PassportAttester(default_attester(), client)
+        await _expect_rejection(attester, ear_verifier(verifier_service), CloseCode.REFUSED)
+
+
+# --- the models are not interchangeable ----------------------------------------------------
+
+
+async def test_quote_sent_to_a_passport_relying_party_is_rejected(
+    verifier_service: VerifierProcess,
+) -> None:
+    closed = await _expect_rejection(
+        default_attester(), ear_verifier(verifier_service), CloseCode.EVIDENCE_INVALID
+    )
+    assert "not an EAR" in str(closed)
+
+
+async def test_ear_sent_to_a_background_check_relying_party_is_rejected(
+    verifier_service: VerifierProcess,
+) -> None:
+    async with passport_attester(verifier_service) as attester:
+        closed = await _expect_rejection(attester, simulated_verifier(), CloseCode.EVIDENCE_INVALID)
+    assert "TDX quote" in str(closed)
