@@ -34,9 +34,7 @@ _IDENTITY = generate_self_signed("p256", common_name="fuzz attester")
 
 
 def _requester() -> tuple[ExportedAuthenticators, AuthenticatorRequest]:
-    requester = ExportedAuthenticators(
-        _EXPORTER, Role.CLIENT, random_bytes=lambda n: _CONTEXT[:n]
-    )
+    requester = ExportedAuthenticators(_EXPORTER, Role.CLIENT, random_bytes=lambda n: _CONTEXT[:n])
     return requester, requester.request([expat.offer()])
 
 

@@ -19,9 +19,8 @@ with atheris.instrument_imports(include=["attquic"]):
     from attquic.ear.token import EarVerifier
     from attquic.errors import AttquicError
 
-from joserfc import jws
-
 from _common import shared_files
+from joserfc import jws
 
 TARGET = "attquic.ear (claims JSON, JWS front end, EarVerifier.verify)"
 

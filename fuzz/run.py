@@ -73,7 +73,7 @@ def run_one(name: str, seconds: int) -> dict[str, object]:
     }
     done = _DONE.findall(text)
     if done:
-        runs, cov, ft, corp = done[-1]
+        _runs, cov, ft, corp = done[-1]
         figures.update(coverage=int(cov), features=int(ft), corpus=int(corp))
     stats = dict(_STAT.findall(text))
     if stats:
