@@ -200,6 +200,17 @@ def _swap_in_other_nonce(token: str) -> str:
     return f"{header}.{edited}.{signature}"
 
 
+def _hs256_header(token: str) -> str:
+    """The same payload and signature under a header naming HMAC (an alg-confusion attempt)."""
+    _, payload, signature = token.split(".")
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
+    return f"{header}.{payload}.{signature}"
+
+
+def _truncated(token: str) -> str:
+    return token.rsplit(".", 1)[0]
+
+
 class LocalEarAttester:
     """Issues the passport CMW without the service: ``claims_for(binding, now)`` signed with
     ``key``, optionally edited after signing, as CMW record [EAR media type, JWT, ind 8]."""
@@ -381,6 +392,8 @@ BAD_EARS: dict[str, BadEar] = {
     "forged-claims": BadEar(
         good_claims, CloseCode.EVIDENCE_INVALID, "signature", edit=_swap_in_other_nonce
     ),
+    "not-a-jws": BadEar(good_claims, CloseCode.EVIDENCE_INVALID, "compact JWS", edit=_truncated),
+    "hs256-alg": BadEar(good_claims, CloseCode.EVIDENCE_INVALID, "not allowed", edit=_hs256_header),
     "expired": BadEar(_expired, CloseCode.EVIDENCE_INVALID, "expired"),
     "issued-in-the-future": BadEar(
         _with(iat=NOW + 3600, exp=NOW + 7200), CloseCode.EVIDENCE_INVALID, "future"
@@ -449,6 +462,34 @@ async def test_unreachable_verifier_service_makes_the_attester_refuse(
     async with VerifierClient(f"http://127.0.0.1:{closed_port}", timeout=5) as client:
         attester = PassportAttester(default_attester(), client)
         await _expect_rejection(attester, ear_verifier(verifier_service), CloseCode.REFUSED)
+
+
+async def test_silent_verifier_service_times_the_attester_out(
+    verifier_service: VerifierProcess,
+) -> None:
+    """The service accepts the TCP connection and never answers: the relying party's
+    attestation deadline closes the connection (the attester is still waiting for its EAR)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with VerifierClient(url, timeout=3) as client:
+            attester = PassportAttester(default_attester(), client)
+            app = EchoApp()
+            client_config = attestation(
+                verifier=ear_verifier(verifier_service), attestation_timeout=0.5
+            )
+            async with running_server(attestation(attester=attester), app) as server:
+                with pytest.raises(attquic.ConnectionClosed) as info:
+                    async with attquic.connect(
+                        "127.0.0.1",
+                        server.port,
+                        configuration=client_tls(),
+                        attestation=client_config,
+                    ):
+                        raise AssertionError("connect() must not return")
+    assert info.value.code == CloseCode.TIMEOUT
+    assert app.connections == []
 
 
 # --- the models are not interchangeable ----------------------------------------------------
