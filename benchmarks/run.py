@@ -46,6 +46,7 @@ class Params:
     concurrent_per_round: int
     rtt_per_round: int
     bulk_bytes: int
+    bulk_rounds: int
     verify_seconds: float
     payload: int = 32
 
@@ -60,6 +61,7 @@ PRESETS = {
         concurrent_per_round=200,
         rtt_per_round=1000,
         bulk_bytes=100 * MB,
+        bulk_rounds=2,
         verify_seconds=12,
     ),
     "quick": Params(
@@ -70,7 +72,8 @@ PRESETS = {
         concurrency=8,
         concurrent_per_round=48,
         rtt_per_round=300,
-        bulk_bytes=10 * MB,
+        bulk_bytes=20 * MB,
+        bulk_rounds=1,
         verify_seconds=3,
     ),
     "smoke": Params(
@@ -82,6 +85,7 @@ PRESETS = {
         concurrent_per_round=6,
         rtt_per_round=20,
         bulk_bytes=MB,
+        bulk_rounds=1,
         verify_seconds=0.3,
     ),
 }
@@ -206,11 +210,11 @@ def measure_rtt(pairs: dict[str, Pair], params: Params) -> Json:
 def measure_bulk(pairs: dict[str, Pair], params: Params) -> Json:
     rates: dict[str, dict[str, list[float]]] = {m: {"up": [], "down": []} for m in MODES}
     size_mb = params.bulk_bytes / MB
-    for index in range(params.rounds):
+    for index in range(params.bulk_rounds):
         for direction in ("up", "down"):
             for mode in alternating(index):
                 progress(
-                    f"bulk: round {index + 1}/{params.rounds}, {mode}, {size_mb:.0f} MB "
+                    f"bulk: round {index + 1}/{params.bulk_rounds}, {mode}, {size_mb:.0f} MB "
                     f"{'client to server' if direction == 'up' else 'server to client'}"
                 )
                 result = pairs[mode].client.request(

@@ -1,0 +1,74 @@
+"""The benchmark harness runs end to end (tiny counts) and prints one valid JSON object.
+
+No timing assertions: figures from a smoke run mean nothing. This checks that the processes
+start, every measurement completes for plain aioquic and for attquic, and the report has the
+documented shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RATIOS = ("ttfb_ratio", "bulk_ratio", "rtt_ratio", "verify_ratio", "mem_ratio")
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
+
+
+def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--smoke",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.strip().splitlines()
+    assert len(lines) == 1, completed.stdout[-2000:]
+    report = json.loads(lines[0])
+
+    for name in RATIOS:
+        value = report[name]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
+        assert report["goals"][name]["met"] in (True, False)
+    for mode in ("plain", "attested"):
+        medians = report["medians"][mode]
+        for key in (
+            "ttfb_ms",
+            "rtt_us",
+            "bulk_up_mb_per_s",
+            "bulk_down_mb_per_s",
+            "connections_per_s_sequential",
+            "connections_per_s_concurrent",
+        ):
+            assert medians[key] > 0, (mode, key)
+        assert "server_bytes_per_connection" in medians
+    assert set(report["medians"]["verify_per_s"]) == {"bare", "verify_quote", "tdx_verifier"}
+    split = report["details"]["ttfb"]["attested"]["split_median_ms"]
+    assert {"handshake", "attestation", "verification", "evidence (server)"} <= set(split)
+    for key in ("cores", "python", "aioquic", "date"):
+        assert report["machine"][key]
+    assert report["preset"] == "smoke"
+
+    # Results and the TTFB plot are written next to each other.
+    results = Path(report["results"])
+    plot = Path(report["plot"])
+    assert results.parent == plot.parent == tmp_path
+    assert json.loads(results.read_text())["ttfb_ratio"] == report["ttfb_ratio"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "progress" not in completed.stdout and "[bench" in completed.stderr
