@@ -117,6 +117,13 @@ def test_valid_media_type(media_type: str) -> None:
     assert cmw.is_valid_media_type(media_type)
 
 
+def test_media_type_check_stays_linear_on_hostile_input() -> None:
+    # Ambiguous whitespace around ';' made a naive regex backtrack exponentially.
+    for hostile in ("a/b" + " ;" * 30000 + "@", "a/b" + " ; " * 30000 + "@", "a/b; " + "x" * 60000):
+        assert not cmw.is_valid_media_type(hostile)
+    assert not cmw.is_valid_collection_type("1" + ".1" * 30000 + ".")
+
+
 def test_record_type_wrong_type() -> None:
     with pytest.raises(cmw.WrongType):
         cmw.CMWRecord(b"a/b", b"")  # type: ignore[arg-type]

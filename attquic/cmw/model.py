@@ -106,20 +106,18 @@ def cf_from_tn(tag: int) -> int:
 
 # --- field syntax ----------------------------------------------------------------------------
 
-# RFC 9110 §8.3.1 media-type (ASCII only: obs-text is refused).
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED_STRING = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+# RFC 9110 §8.3.1 media-type (ASCII only: obs-text is refused). Possessive quantifiers keep
+# matching linear on hostile input (whitespace runs could otherwise be split many ways).
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]++"
+_QUOTED_STRING = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*+"'
 _MEDIA_TYPE = re.compile(
-    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED_STRING}))?)*"
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*+;[ \t]*+(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED_STRING}))?+)*+"
 )
 # draft-ietf-rats-msg-wrap common-types.cddl: oid = "([0-2])((\.0)|(\.[1-9][0-9]*))*"
-_OID = re.compile(r"[0-2](?:\.0|\.[1-9][0-9]*)*")
+_OID = re.compile(r"[0-2](?:\.0|\.[1-9][0-9]*+)*+")
 # RFC 3986 URI: scheme ":" then only URI characters, valid %HH escapes, at most one "#".
-_URI = re.compile(
-    r"[A-Za-z][A-Za-z0-9+\-.]*:"
-    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*"
-    r"(?:#(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?"
-)
+_URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
+_URI = re.compile(rf"[A-Za-z][A-Za-z0-9+\-.]*+:{_URI_CHAR}*+(?:#{_URI_CHAR}*+)?+")
 
 
 def is_valid_media_type(value: object) -> bool:

@@ -72,7 +72,7 @@ def _extension_value(
             source = source.extensions.get_extension_for_oid(ID_PE_CMW)
         except x509.ExtensionNotFound as exc:
             raise MissingExtension("certificate has no id-pe-cmw extension") from exc
-        except ValueError as exc:  # cryptography refuses malformed extension lists lazily
+        except (ValueError, x509.DuplicateExtension) as exc:  # parsed lazily by cryptography
             raise MalformedEncoding(f"certificate extensions are malformed: {exc}") from exc
     if isinstance(source, x509.Extension):
         if source.oid != ID_PE_CMW:
