@@ -172,7 +172,7 @@ async def run_flood(port: int, flooders: int, early_bytes: int) -> None:
         await asyncio.sleep(1.0)
 
 
-# --- probe ------------------------------------------------------------------------------------------
+# --- probe ----------------------------------------------------------------------------------------
 
 
 def _verifier() -> TdxVerifier:
