@@ -33,7 +33,7 @@ import time
 import warnings
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import structlog
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -60,7 +60,7 @@ def _server_tls() -> QuicConfiguration:
     identity = generate_self_signed("p256", common_name="flood server")
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
     config.certificate = identity.leaf
-    config.private_key = identity.private_key  # type: ignore[assignment]
+    config.private_key = identity.private_key
     return config
 
 
