@@ -27,5 +27,13 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
 
+# Every atheris harness under fuzz/ for FUZZ_SECONDS each (FUZZ_JOBS at a time); atheris comes
+# from the optional `fuzz` extra. Figures print as JSON lines; crashes land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
