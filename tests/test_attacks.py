@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import time
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,7 @@ from attack_helpers import (
 )
 from channel_helpers import (
     EchoApp,
+    RecordingAttester,
     attestation,
     client_tls,
     default_attester,
@@ -40,9 +42,11 @@ from channel_helpers import (
 )
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from joserfc.jwk import ECKey
 
 import attquic
-from attquic import CloseCode, expat, frames
+from attquic import CloseCode, expat, frames, profile
+from attquic.cmw import CMW, CMWRecord
 from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.ea.identity import generate_self_signed
 from attquic.ea.messages import (
@@ -52,7 +56,20 @@ from attquic.ea.messages import (
     Role,
     signature_algorithms_extension,
 )
+from attquic.ear import (
+    VERAISON_PROFILE,
+    Appraisal,
+    EarChannelVerifier,
+    EarClaims,
+    EarVerifier,
+    Status,
+    VerifierId,
+    generate_signing_key,
+    issue_ear,
+    public_jwk,
+)
 from attquic.errors import ConfigurationError
+from attquic.keyschedule import Binding
 from attquic.tdx.simulated import DEFAULT_MEASUREMENTS, SimulatedTdxWarning
 
 pytestmark = [
@@ -229,6 +246,63 @@ async def test_diversion_to_a_td_with_other_rtmrs() -> None:
         closed = await client_is_rejected(server.port)
     assert closed.code == CloseCode.POLICY_REJECTED
     assert "rtmr3" in closed.reason.lower()
+    assert app.connections == []
+
+
+class IssuingAttester:
+    """Passport model without the service: an EAR for the binding, signed by ``key`` (a
+    trusted verifier's key, or the attacker's own)."""
+
+    def __init__(self, key: ECKey) -> None:
+        self.key = key
+
+    async def attest(self, binding: Binding) -> CMW:
+        now = int(time.time())
+        claims = EarClaims(
+            profile=VERAISON_PROFILE,
+            iat=now,
+            exp=now + 300,
+            verifier_id=VerifierId("attack suite", "1"),
+            submods={"tdx": Appraisal(status=Status.AFFIRMING)},
+            nonce=binding.binding,
+        )
+        token = issue_ear(claims, self.key)
+        return CMWRecord(
+            profile.EAR_JWT_MEDIA_TYPE, token.encode(), profile.IND_ATTESTATION_RESULTS
+        )
+
+
+TRUSTED_EAR_KEY = generate_signing_key()
+
+
+def passport_client() -> attquic.AttestationConfiguration:
+    verifier = EarChannelVerifier(EarVerifier([public_jwk(TRUSTED_EAR_KEY)]))
+    return attestation(verifier=verifier, attestation_timeout=5.0)
+
+
+async def test_passport_ear_replayed_from_another_connection() -> None:
+    """Replay, passport model: a genuine, validly signed EAR issued for connection A is
+    presented on connection B (its eat_nonce is A's binding)."""
+    app = EchoApp()
+    replaying = RecordingAttester(IssuingAttester(TRUSTED_EAR_KEY), replay_first=True)
+    async with running_server(attestation(attester=replaying), app) as server:
+        async with attquic.connect(
+            "127.0.0.1", server.port, configuration=client_tls(), attestation=passport_client()
+        ) as connection:
+            assert connection.peer_attestation is not None  # A is genuine
+        closed = await client_is_rejected(server.port, passport_client())
+    assert closed.code == CloseCode.BINDING_MISMATCH
+    assert len(replaying.produced) == 1
+
+
+async def test_passport_ear_issued_by_the_attester_itself() -> None:
+    """A self-issued EAR: right binding, right claims, signed by a key the client does not
+    trust as a verifier."""
+    app = EchoApp()
+    config = attestation(attester=IssuingAttester(generate_signing_key()))
+    async with running_server(config, app) as server:
+        closed = await client_is_rejected(server.port, passport_client())
+    assert closed.code == CloseCode.EVIDENCE_INVALID
     assert app.connections == []
 
 
