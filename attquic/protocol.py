@@ -183,15 +183,17 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     # --- aioquic events ----------------------------------------------------------------------
 
     def quic_event_received(self, event: quic_events.QuicEvent) -> None:
-        if isinstance(event, quic_events.HandshakeCompleted):
-            super().quic_event_received(event)
-            self._timings.handshake_done = time.perf_counter()
-            self._session.handshake_completed(self.exporter, self._loop.time())
-        elif isinstance(event, quic_events.StreamDataReceived):
+        if isinstance(event, quic_events.StreamDataReceived):  # the most frequent event first
             if event.stream_id == profile.CONTROL_STREAM_ID:
                 self._session.receive_control_data(event.data, event.end_stream, self._loop.time())
             else:
                 self._application_data(event.stream_id, event.data, event.end_stream)
+                if self._session.gate_open:
+                    return  # application bytes after the gate never involve the session
+        elif isinstance(event, quic_events.HandshakeCompleted):
+            super().quic_event_received(event)
+            self._timings.handshake_done = time.perf_counter()
+            self._session.handshake_completed(self.exporter, self._loop.time())
         elif isinstance(event, quic_events.DatagramFrameReceived):
             self._log.debug("datagram.dropped", size=len(event.data))
         elif isinstance(event, quic_events.StreamReset):
