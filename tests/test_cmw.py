@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import cbor2
 import pytest
@@ -42,8 +43,8 @@ def test_record_properties() -> None:
 
 
 def test_record_copies_bytes_like_values() -> None:
-    assert cmw.CMWRecord("a/b", bytearray(b"xy")).value == b"xy"
-    assert cmw.CMWTag(cmw.tn(1), memoryview(b"xy")).value == b"xy"
+    assert cmw.CMWRecord("a/b", bytearray(b"xy")).value == b"xy"  # type: ignore[arg-type]
+    assert cmw.CMWTag(cmw.tn(1), memoryview(b"xy")).value == b"xy"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("ind", [0, 32, 64, -1, 2**32])
@@ -305,7 +306,7 @@ def test_collection_item_must_be_cmw() -> None:
 
 
 def test_collection_is_immutable_and_order_insensitive() -> None:
-    source = {"a": RECORD, 1: cmw.CMWTag(cmw.tn(5), b"x")}
+    source: dict[cmw.Label, cmw.CMW] = {"a": RECORD, 1: cmw.CMWTag(cmw.tn(5), b"x")}
     collection = cmw.CMWCollection(source, "1.2.3")
     source["b"] = RECORD
     assert "b" not in collection.items
@@ -454,12 +455,13 @@ def test_encoders_refuse_non_cmw() -> None:
 
 def test_x509_round_trip_both_forms() -> None:
     collection = cmw.CMWCollection({"a": RECORD, "b": cmw.CMWRecord(TDX, b"\x00" * 300, 4)})
-    for form in ("cbor", "json"):
-        value = cmw.to_x509_extension_value(collection, form=form)  # type: ignore[arg-type]
+    forms: tuple[Literal["cbor", "json"], ...] = ("cbor", "json")
+    for form in forms:
+        value = cmw.to_x509_extension_value(collection, form=form)
         assert value[0] == (0x04 if form == "cbor" else 0x0C)
         assert value[1] == 0x82  # long-form DER length
         assert cmw.from_x509_extension(value) == collection
-        extension = cmw.to_x509_extension(collection, form=form)  # type: ignore[arg-type]
+        extension = cmw.to_x509_extension(collection, form=form)
         assert extension.oid == cmw.ID_PE_CMW
         assert cmw.from_x509_extension(extension) == collection
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cbor2
 import pytest
@@ -125,7 +125,7 @@ def test_go_reserialisation_is_reproduced(cmw_dir: Path) -> None:
 
 def test_byte_exact_encoder_outputs(cmw_dir: Path) -> None:
     # Build the objects the source tests marshal and compare with their expected bytes.
-    expected = {
+    expected: dict[str, cmw.CMW] = {
         "marshal_CBOR_record_cf10000_ind19": cmw.CMWRecord(10000, bytes.fromhex("deadbeef"), 19),
         "marshal_CBOR_record_cf10000_no_ind": cmw.CMWRecord(10000, bytes.fromhex("deadbeef")),
         "marshal_CBOR_record_cf10001_ind8": cmw.CMWRecord(10001, bytes.fromhex("deadbeef"), 8),
@@ -241,6 +241,7 @@ def test_collection_labels(cmw_dir: Path, entry: dict[str, Any]) -> None:
 def test_x509_extension_value(cmw_dir: Path, entry: dict[str, Any]) -> None:
     value = bytes.fromhex(entry["extn_value_hex"])
     decoded = cmw.from_x509_extension(value)
+    form: Literal["cbor", "json"]
     if "cmw_hex" in entry:
         assert decoded == cmw.decode_cbor(bytes.fromhex(entry["cmw_hex"]))
         form = "cbor"

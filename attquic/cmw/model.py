@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, overload
 
 from attquic import profile
 from attquic.cmw.errors import (
@@ -255,7 +255,7 @@ class CMWTag:
         return cf_from_tn(self.number)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class CMWCollection:
     """A CMW collection: labelled CMWs and an optional collection type (``__cmwc_t``).
 
@@ -267,11 +267,30 @@ class CMWCollection:
     items: Mapping[Label, CMW]
     cmwc_t: str | None = None
 
+    # Mapping is invariant in its key type: the overloads let str-keyed and int-keyed dicts in
+    # as well as literals with mixed labels.
+    @overload
+    def __init__(self, items: Mapping[Label, CMW], cmwc_t: str | None = None) -> None: ...
+    @overload
+    def __init__(self, items: Mapping[str, CMW], cmwc_t: str | None = None) -> None: ...
+    @overload
+    def __init__(self, items: Mapping[int, CMW], cmwc_t: str | None = None) -> None: ...
+
+    def __init__(
+        self,
+        items: Mapping[Label, CMW] | Mapping[str, CMW] | Mapping[int, CMW],
+        cmwc_t: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "cmwc_t", cmwc_t)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
-        if not isinstance(self.items, Mapping):
-            raise WrongType(f"collection items must be a mapping, not {type(self.items).__name__}")
+        source: object = self.items
+        if not isinstance(source, Mapping):
+            raise WrongType(f"collection items must be a mapping, not {type(source).__name__}")
         frozen: dict[Label, CMW] = {}
-        for label, item in self.items.items():
+        for label, item in source.items():
             if not is_valid_label(label):
                 raise InvalidLabel(f"invalid collection label {label!r}")
             if not isinstance(item, CMWRecord | CMWTag | CMWCollection):
