@@ -79,6 +79,11 @@ class Peer:
         """Resident set size of the peer process (bytes), as psutil sees it."""
         return int(psutil.Process(self.pid).memory_info().rss)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the peer process used so far."""
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             try:

@@ -434,6 +434,7 @@ class Client:
     async def bulk(self, size: int, direction: str) -> Json:
         opened = await self.open()
         stream = await opened.open_stream()
+        cpu_started = time.process_time()
         started = time.perf_counter()
         if direction == "up":
             await stream.send(b"S")
@@ -450,11 +451,17 @@ class Client:
             while chunk := await stream.receive():
                 received += len(chunk)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         if received != size:
             raise RuntimeError(f"bulk {direction}: {received} bytes arrived of {size}")
         self.close_later(opened)
         await self.drain()
-        return {"bytes": size, "elapsed_s": elapsed, "mb_per_s": size / elapsed / 1e6}
+        return {
+            "bytes": size,
+            "elapsed_s": elapsed,
+            "mb_per_s": size / elapsed / 1e6,
+            "client_cpu_s": cpu,
+        }
 
     async def hold(self, count: int, payload_size: int) -> Json:
         """Open ``count`` connections (one echo each) and keep them open, idle."""

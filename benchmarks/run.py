@@ -209,6 +209,7 @@ def measure_rtt(pairs: dict[str, Pair], params: Params) -> Json:
 
 def measure_bulk(pairs: dict[str, Pair], params: Params) -> Json:
     rates: dict[str, dict[str, list[float]]] = {m: {"up": [], "down": []} for m in MODES}
+    cpu_us_per_mb: dict[str, dict[str, list[float]]] = {m: {"up": [], "down": []} for m in MODES}
     size_mb = params.bulk_bytes / MB
     for index in range(params.bulk_rounds):
         for direction in ("up", "down"):
@@ -217,16 +218,23 @@ def measure_bulk(pairs: dict[str, Pair], params: Params) -> Json:
                     f"bulk: round {index + 1}/{params.bulk_rounds}, {mode}, {size_mb:.0f} MB "
                     f"{'client to server' if direction == 'up' else 'server to client'}"
                 )
+                server_cpu = pairs[mode].server.cpu_seconds()
                 result = pairs[mode].client.request(
                     "bulk", size=params.bulk_bytes, direction=direction
                 )
+                server_cpu = pairs[mode].server.cpu_seconds() - server_cpu
                 rates[mode][direction].append(result["mb_per_s"])
+                cpu_us_per_mb[mode][direction].append(
+                    (server_cpu + result["client_cpu_s"]) / size_mb * 1e6
+                )
     return {
         mode: {
             "bytes": params.bulk_bytes,
             "up_mb_per_s": statistics.median(rates[mode]["up"]),
             "down_mb_per_s": statistics.median(rates[mode]["down"]),
             "runs": rates[mode],
+            "up_cpu_ms_per_mb": statistics.median(cpu_us_per_mb[mode]["up"]) / 1000,
+            "down_cpu_ms_per_mb": statistics.median(cpu_us_per_mb[mode]["down"]) / 1000,
         }
         for mode in MODES
     }
@@ -312,6 +320,8 @@ def derive(results: Json) -> Json:
             "connections_per_s_concurrent": results["concurrent"][mode]["connections_per_s"],
             "bulk_up_mb_per_s": bulk[mode]["up_mb_per_s"],
             "bulk_down_mb_per_s": bulk[mode]["down_mb_per_s"],
+            "bulk_up_cpu_ms_per_mb": bulk[mode]["up_cpu_ms_per_mb"],
+            "bulk_down_cpu_ms_per_mb": bulk[mode]["down_cpu_ms_per_mb"],
             "rtt_us": rtt[mode]["rtt_us"]["median"],
             "rtt_p95_us": rtt[mode]["rtt_us"]["p95"],
             "server_bytes_per_connection": memory[mode]["server_bytes_per_connection"],
@@ -437,6 +447,14 @@ def rows(report: Json) -> list[tuple[str, str, str, str, str]]:
             f"{a['bulk_down_mb_per_s']:.1f}",
             f"{report['bulk_down_ratio']:.2f}",
             goal("bulk_ratio"),
+        ),
+        (
+            "bulk CPU, both processes (ms per MB, up / down)",
+            f"{p['bulk_up_cpu_ms_per_mb']:.1f} / {p['bulk_down_cpu_ms_per_mb']:.1f}",
+            f"{a['bulk_up_cpu_ms_per_mb']:.1f} / {a['bulk_down_cpu_ms_per_mb']:.1f}",
+            f"{ratio(a['bulk_up_cpu_ms_per_mb'], p['bulk_up_cpu_ms_per_mb']):.2f} / "
+            f"{ratio(a['bulk_down_cpu_ms_per_mb'], p['bulk_down_cpu_ms_per_mb']):.2f}",
+            "",
         ),
         (
             "echo RTT median (µs)",
