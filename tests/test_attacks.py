@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aioquic.asyncio.server import serve as quic_serve
-from aioquic.tls import SessionTicket
+from aioquic.tls import Epoch, SessionTicket
 from attack_helpers import (
     HostilePeer,
     datagram_configs,
@@ -680,6 +680,8 @@ async def test_zero_rtt_attempt(ticket: SessionTicket) -> None:
     ):
         peer.send_control(setup_frame(requests=True, attests=False))
         peer.send_stream(peer.next_stream_id(), b"replayable 0-RTT request", end_stream=True)
+        # the bytes above really left in 0-RTT packets (the client holds 0-RTT send keys)
+        assert peer._quic._cryptos[Epoch.ZERO_RTT].send.is_valid()
         await asyncio.wait_for(peer.handshake_done.wait(), 5)
         assert peer.handshake is not None
         assert not peer.handshake.session_resumed
