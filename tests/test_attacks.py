@@ -628,6 +628,27 @@ async def test_early_data_beyond_the_bound_resets_the_stream() -> None:
         assert small not in peer.inbox.stop_sending
 
 
+async def test_early_data_from_a_server_that_fails_attestation() -> None:
+    """Client side of the gate: a server pushes application data on its own bidirectional and
+    unidirectional streams before attesting, then fails attestation. ``connect()`` never
+    yields, so no stream or byte reaches the client application."""
+
+    async def pushing_server(peer: HostilePeer) -> None:
+        await peer.next_frame(frames.SetupFrame)
+        peer.send_control(SERVER_SETUP)
+        peer.send_stream(peer.next_stream_id(), b"pushed before attestation", end_stream=True)
+        peer.send_stream(peer.next_stream_id(unidirectional=True), b"pushed too")
+        request = await peer.next_request()
+        invented = AuthenticatorRequest(17, secrets.token_bytes(32), request.extensions)
+        answer = await genuine_authenticator(peer, invented, GENUINE, HOSTILE_IDENTITY)
+        peer.send_control(frames.AuthenticatorFrame(answer))
+
+    async with hostile_server(pushing_server) as (port, peers):
+        closed = await client_is_rejected(port)
+        assert closed.code == CloseCode.PROTOCOL_VIOLATION
+        assert await peers[0].close_code() == CloseCode.PROTOCOL_VIOLATION
+
+
 @pytest.fixture
 async def ticket() -> AsyncIterator[SessionTicket]:
     """A TLS session ticket (with early data allowed) from a plain aioquic server holding the
