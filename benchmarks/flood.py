@@ -263,8 +263,7 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.probes):
             loaded.append(await ttfb(port, verifier))
             peak_rss = max(peak_rss, server_process.memory_info().rss)
-        drain = asyncio.ensure_future(_read_json_line(flood))
-        flood_stats = (await drain)["flood"]
+        flood_stats = (await _read_json_line(flood))["flood"]
         server_cpu = server_process.cpu_times()
     finally:
         for child in (flood, server):
