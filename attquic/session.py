@@ -294,6 +294,7 @@ class AttestationSession:
         self._events.append(SendControlData(frames.encode_frame(frame)))
 
     def _start(self, now: float) -> None:
+        """Send our SETUP and, pipelined behind it, our first request (saves a round trip)."""
         self._send(
             frames.SetupFrame(
                 version=profile.PROFILE_VERSION,
@@ -302,6 +303,8 @@ class AttestationSession:
             )
         )
         self._setup_sent = True
+        if self._config.requires_peer_attestation:
+            self._send_request(now, initial=True)
 
     def _receive(self, data: bytes, end_stream: bool, now: float) -> None:
         for frame in self._decoder.feed(data):
@@ -336,8 +339,6 @@ class AttestationSession:
         self._peer_setup = frame
         if not self._setup_sent:
             self._start(now)
-        if self._config.requires_peer_attestation:
-            self._send_request(now, initial=True)
         self._maybe_open_gate()
 
     def _send_request(self, now: float, *, initial: bool) -> bytes:

@@ -299,7 +299,12 @@ class TdxVerifier:
 
     Takes the quote from the CMW record of type :data:`~attquic.profile.TDX_QUOTE_MEDIA_TYPE`
     (alone or inside a collection), gets collateral from ``collateral``, expects REPORTDATA =
-    ``binding.report_data`` and appraises with ``policy``. dcap-qvl runs in a worker thread.
+    ``binding.report_data`` and appraises with ``policy``.
+
+    ``offload_to_thread`` runs dcap-qvl in a worker thread. It is off by default because
+    dcap-qvl 0.7 holds the GIL for the whole verification (~0.5 ms): a thread cannot overlap it
+    with the event loop and only adds the hand-off latency (measured in benchmarks/verify.py).
+    Turn it on with a verifier backend that releases the GIL.
     """
 
     def __init__(
@@ -309,8 +314,10 @@ class TdxVerifier:
         *,
         unsafe_root_ca_der: bytes | None = None,
         media_type: str = TDX_QUOTE_MEDIA_TYPE,
+        offload_to_thread: bool = False,
     ) -> None:
         self.collateral = collateral
+        self.offload_to_thread = offload_to_thread
         self.policy = policy
         self.unsafe_root_ca_der = unsafe_root_ca_der
         self.media_type = media_type
@@ -324,18 +331,19 @@ class TdxVerifier:
         """Verify the TDX quote in ``cmw`` against ``binding`` at ``now``."""
         quote = parse_quote(self.quote_bytes(cmw))
         collateral = await self.collateral.get(quote, now=now)
-        return await anyio.to_thread.run_sync(
-            functools.partial(
-                verify_quote,
-                quote,
-                collateral,
-                now=now,
-                policy=self.policy,
-                expected_report_data=binding.report_data,
-                unsafe_root_ca_der=self.unsafe_root_ca_der,
-                media_type=self.media_type,
-            )
+        run = functools.partial(
+            verify_quote,
+            quote,
+            collateral,
+            now=now,
+            policy=self.policy,
+            expected_report_data=binding.report_data,
+            unsafe_root_ca_der=self.unsafe_root_ca_der,
+            media_type=self.media_type,
         )
+        if self.offload_to_thread:
+            return await anyio.to_thread.run_sync(run)
+        return run()
 
     def quote_bytes(self, cmw: object) -> bytes:
         """The quote carried by the one TDX evidence record in ``cmw`` (EvidenceInvalid)."""
