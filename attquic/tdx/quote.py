@@ -274,7 +274,7 @@ class TdxQuote:
         """The PCK leaf certificate (parsed, not verified; raises QuoteFormatError)."""
         try:
             return x509.load_der_x509_certificate(self.pck_chain_der[0])
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise QuoteFormatError(f"PCK leaf certificate is not valid DER: {exc}") from None
 
     def chain_ends_with(self, root_der: bytes) -> bool:
