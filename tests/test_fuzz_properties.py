@@ -399,6 +399,8 @@ def _run_man_in_the_middle(
             target.session.receive_control_data(junk, False, now)
         elif action == "swap" and len(wire) > 1:
             wire[0], wire[1] = wire[1], wire[0]
+        for side in (client, server):
+            side.drain(now, verdict)  # the input's effects happen at the input's time
         now += advance
         for side in (client, server):
             side.session.handle_timer(now)
@@ -415,7 +417,7 @@ def _run_man_in_the_middle(
     return client, server
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_ROLES, _ACTIONS, st.lists(st.booleans(), min_size=1, max_size=4))
 def test_man_in_the_middle_never_opens_a_gate_without_verification(
     roles: tuple[bool, bool, bool, bool],
