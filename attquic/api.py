@@ -24,6 +24,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from attquic.attestation import AttestationResult
 from attquic.config import AttestationConfiguration
+from attquic.early_data import EarlyDataBudget
 from attquic.errors import CloseCode, ConfigurationError, ConnectionClosed
 from attquic.protocol import AttestedQuicProtocol
 from attquic.streams import AttestedStream
@@ -158,7 +159,10 @@ async def serve(
         port,
         configuration=quic_configuration,
         create_protocol=functools.partial(
-            AttestedQuicProtocol, attestation=attestation, on_gate_open=on_gate_open
+            AttestedQuicProtocol,
+            attestation=attestation,
+            on_gate_open=on_gate_open,
+            early_data_budget=EarlyDataBudget(attestation.early_data_budget),
         ),
         retry=retry,
     )

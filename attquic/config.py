@@ -37,6 +37,10 @@ class AttestationConfiguration:
     early_data_limit: int = profile.DEFAULT_EARLY_DATA_LIMIT
     """Application bytes held per connection before the gate opens; a stream pushing the
     total past it is refused (STOP_SENDING + RESET_STREAM with BUFFER_OVERFLOW)."""
+    early_data_budget: int = profile.DEFAULT_EARLY_DATA_BUDGET
+    """Server only: application bytes held before attestation across all of the server's
+    connections together; past it, early streams are refused as with ``early_data_limit``.
+    Bounds what a flood of unattested peers can make the server buffer."""
     max_frame_size: int = profile.DEFAULT_MAX_FRAME_SIZE
     reattest_interval: float | None = None
     """Re-attest the peer this many seconds after each successful attestation (verifier
@@ -58,6 +62,8 @@ class AttestationConfiguration:
             raise ConfigurationError("attestation_timeout must be positive")
         if self.early_data_limit < 0:
             raise ConfigurationError("early_data_limit must not be negative")
+        if self.early_data_budget < 0:
+            raise ConfigurationError("early_data_budget must not be negative")
         if self.max_frame_size < 1024:
             raise ConfigurationError("max_frame_size must be at least 1024 bytes")
         if self.reattest_interval is not None:

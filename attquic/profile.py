@@ -79,6 +79,8 @@ FRAME_RESULT: Final = 0x04
 DEFAULT_MAX_FRAME_SIZE: Final = 256 * 1024
 #: Application bytes held per connection before the gate opens.
 DEFAULT_EARLY_DATA_LIMIT: Final = 256 * 1024
+#: Application bytes held before attestation across all connections of one server.
+DEFAULT_EARLY_DATA_BUDGET: Final = 8 * 1024 * 1024
 #: Requests from the peer we hold unanswered or unconfirmed at once; more is a protocol
 #: violation (each request costs us a quote, so a peer must not be able to queue many).
 MAX_PEER_REQUESTS_IN_FLIGHT: Final = 2

@@ -31,6 +31,7 @@ from aioquic.quic.connection import QuicConnection
 from attquic import profile
 from attquic.attestation import AttestationResult
 from attquic.config import AttestationConfiguration
+from attquic.early_data import EarlyDataBudget, EarlyDataBuffer
 from attquic.errors import (
     AttquicError,
     BufferOverflow,
@@ -64,11 +65,6 @@ class _Timings:
     verification: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _HeldStream:
-    chunks: list[tuple[bytes, bool]] = field(default_factory=list)
-
-
 class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     """aioquic protocol of an attested endpoint (client or server)."""
 
@@ -79,6 +75,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         *,
         attestation: AttestationConfiguration,
         on_gate_open: Callable[[AttestedQuicProtocol], None] | None = None,
+        early_data_budget: EarlyDataBudget | None = None,
     ) -> None:
         super().__init__(quic, None)
         self._config = attestation
@@ -97,8 +94,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             )
         )
         self._streams: dict[int, AttestedStream] = {}
-        self._held: dict[int, _HeldStream] = {}
-        self._held_bytes = 0
+        self._early = EarlyDataBuffer(attestation.early_data_limit, early_data_budget)
         self._refused: set[int] = set()
         self._accept_queue: asyncio.Queue[AttestedStream] = asyncio.Queue()
         self._gate: asyncio.Future[None] = self._loop.create_future()
@@ -216,17 +212,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             return
         if self._session.closed:
             return
-        held = self._held.setdefault(stream_id, _HeldStream())
-        self._held_bytes += len(data)
-        if self._held_bytes > self._config.early_data_limit:
+        if not self._early.hold(stream_id, data, end_stream):
             self._refuse_stream(stream_id)
-            return
-        held.chunks.append((data, end_stream))
 
     def _refuse_stream(self, stream_id: int) -> None:
-        held = self._held.pop(stream_id, None)
-        if held is not None:
-            self._held_bytes -= sum(len(data) for data, _ in held.chunks)
+        self._early.drop(stream_id)
         self._refused.add(stream_id)
         self._log.warning("early_data.refused", stream_id=stream_id)
         code = int(BufferOverflow.close_code)
@@ -243,9 +233,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         stream._feed(data, end_stream)
 
     def _stream_reset(self, stream_id: int, error_code: int) -> None:
-        held = self._held.pop(stream_id, None)
-        if held is not None:
-            self._held_bytes -= sum(len(data) for data, _ in held.chunks)
+        self._early.drop(stream_id)
         stream = self._streams.get(stream_id)
         if stream is not None:
             stream._fail(ConnectionResetError(f"stream reset by peer (code {error_code})"))
@@ -342,12 +330,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._log.info(
             "gate.opened",
             ms_evidence=[round(t * 1000, 3) for t in self._timings.evidence],
-            held_bytes=self._held_bytes,
+            held_bytes=self._early.size,
         )
-        held, self._held = self._held, {}
-        self._held_bytes = 0
-        for stream_id, stream_held in held.items():
-            for data, end_stream in stream_held.chunks:
+        for stream_id, chunks in self._early.take().items():
+            for data, end_stream in chunks:
                 self._deliver(stream_id, data, end_stream)
         if not self._gate.done():
             self._gate.set_result(None)
@@ -363,12 +349,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         )
         self._closed_error = ConnectionClosed(event.code, event.reason, by_peer=False)
         self._closed_error.__cause__ = event.error
-        self._held.clear()
-        self._held_bytes = 0
         self._quic.close(error_code=int(event.code), reason_phrase=event.reason)
         self._shutdown(self._closed_error)
 
     def _shutdown(self, error: ConnectionClosed) -> None:
+        self._early.clear()  # held data never reaches the application of a failed connection
         if not self._gate.done():
             self._gate.set_exception(error)
             self._gate.exception()  # mark retrieved: a failed handshake is not a leak
