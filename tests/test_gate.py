@@ -93,3 +93,17 @@ async def test_early_data_beyond_the_bound_is_refused() -> None:
     assert echoed is None
     codes = {getattr(event, "error_code", None) for event in client.stream_events}
     assert codes == {CloseCode.BUFFER_OVERFLOW}
+
+
+async def test_server_wide_early_data_budget_refuses_streams() -> None:
+    """Within the connection's own bound but past the server-wide budget: refused."""
+    early = b"z" * 16 * 1024
+    app, client, echoed = await _run_early_client(
+        attestation(
+            attester=default_attester(), early_data_limit=64 * 1024, early_data_budget=8192
+        ),
+        early,
+    )
+    assert app.received == [] and echoed is None
+    codes = {getattr(event, "error_code", None) for event in client.stream_events}
+    assert codes == {CloseCode.BUFFER_OVERFLOW}
