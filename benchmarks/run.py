@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -370,7 +371,9 @@ def run(params: Params, preset: str, out_dir: Path, plot: bool) -> Json:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"bench-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if plot:
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        progress("matplotlib is missing (pip install -e '.[bench]'): no TTFB plot this time")
+    elif plot:
         import plot as plotting
 
         report["plot"] = str(
