@@ -9,9 +9,7 @@ one-line reason on invalid input.
 from __future__ import annotations
 
 import argparse
-import binascii
 import json
-import string
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -19,13 +17,13 @@ from typing import Any, Final
 from cryptography import x509
 
 from attquic import cmw
+from attquic._cli._input import NotHexError, unhex
 from attquic.errors import AttquicError
 
 __all__ = ["describe", "register", "render_text"]
 
 _PREVIEW_BYTES: Final = 32
 _PREVIEW_CHARS: Final = 60
-_HEX_CHARACTERS: Final = frozenset(string.hexdigits + string.whitespace)
 _DER_SEQUENCE: Final = 0x30
 _PEM_CERTIFICATE: Final = b"-----BEGIN CERTIFICATE-----"
 
@@ -55,18 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 # --- input -------------------------------------------------------------------------------------
 
 
-def _looks_like_hex(raw: bytes) -> bool:
-    text = raw.decode("ascii", errors="replace")
-    return bool(text.strip()) and all(char in _HEX_CHARACTERS for char in text)
-
-
 def _load(raw: bytes, max_depth: int) -> tuple[str, bytes, cmw.CMW]:
     """(source kind, serialised CMW, decoded CMW) for file contents."""
-    if _looks_like_hex(raw):
-        try:
-            raw = binascii.unhexlify(b"".join(raw.split()))
-        except binascii.Error:
-            raise cmw.MalformedEncoding("input looks like hex but does not decode") from None
+    try:
+        raw = unhex(raw)
+    except NotHexError as exc:
+        raise cmw.MalformedEncoding(str(exc)) from None
     if raw.lstrip().startswith(_PEM_CERTIFICATE) or raw[:1] == bytes([_DER_SEQUENCE]):
         try:
             certificate = (

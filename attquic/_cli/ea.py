@@ -8,10 +8,8 @@ is no connection to take keys from). Exit 2 with a one-line reason on malformed 
 from __future__ import annotations
 
 import argparse
-import binascii
 import hashlib
 import json
-import string
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from attquic import profile
+from attquic._cli._input import NotHexError, read_file, unhex
 from attquic.ea.messages import (
     HANDSHAKE_NAMES,
     REQUEST_TYPES,
@@ -36,7 +35,6 @@ from attquic.errors import AttquicError, EADecodeError
 __all__ = ["describe", "register", "render_text"]
 
 _HASH_LENGTHS = {"sha256": 32, "sha384": 48}
-_HEX_CHARACTERS = frozenset(string.hexdigits + string.whitespace)
 _TEXT_PREVIEW = 64
 
 
@@ -66,16 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _read_input(path: Path) -> bytes:
-    raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    text = raw.strip()
-    if text.startswith((b"0x", b"0X")):
-        text = text[2:]
-    if text and all(chr(byte) in _HEX_CHARACTERS for byte in text):
-        try:
-            return binascii.unhexlify(b"".join(text.split()))
-        except (binascii.Error, ValueError):
-            raise EADecodeError("input looks like hex but does not decode") from None
-    return raw
+    try:
+        return unhex(read_file(path))
+    except NotHexError as exc:
+        raise EADecodeError(str(exc)) from None
 
 
 def _extension_json(extension: Extension) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from attquic._cli._input import NotHexError, read_file, unhex
 from attquic.errors import CollateralError, ConfigurationError, QuoteFormatError
 from attquic.tdx.collateral import Collateral
 from attquic.tdx.policy import AppraisalPolicy
@@ -68,18 +69,11 @@ def add_show_verify(quote_sub: Any) -> None:
 def read_quote_file(path: str) -> bytes:
     """Quote bytes from a binary file or a hex text file (``0x`` prefix optional)."""
     try:
-        data = Path(path).read_bytes()
+        return unhex(read_file(path))
     except OSError as exc:
         raise UnusableInput(f"cannot read quote file {path}: {exc.strerror}") from None
-    text = data.strip()
-    if text[:2].lower() == b"0x":
-        text = text[2:]
-    if text and all(c in b"0123456789abcdefABCDEF \t\r\n" for c in text):
-        try:
-            return bytes.fromhex(text.decode("ascii"))
-        except ValueError:
-            raise UnusableInput(f"quote file {path} looks like hex but is not valid hex") from None
-    return data
+    except NotHexError:
+        raise UnusableInput(f"quote file {path} looks like hex but is not valid hex") from None
 
 
 def quote_to_dict(quote: TdxQuote) -> dict[str, Any]:
