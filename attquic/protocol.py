@@ -125,6 +125,9 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     async def open_stream(self) -> AttestedStream:
         self._check_usable()
         stream_id = self._quic.get_next_available_stream_id()
+        # aioquic only reserves the ID once the stream exists: create it now (an empty write
+        # sends nothing), or two streams opened before either sends would share one ID
+        self._quic.send_stream_data(stream_id, b"", end_stream=False)
         stream = AttestedStream(self, stream_id)
         self._streams[stream_id] = stream
         return stream

@@ -219,3 +219,23 @@ def test_configuration_is_validated() -> None:
         warnings.simplefilter("ignore")
         with pytest.raises(attquic.AttquicError):
             attquic.AttestationConfiguration(attester=default_attester(), reattest_interval=5)
+
+
+async def test_streams_opened_before_sending_get_distinct_ids() -> None:
+    app = EchoApp()
+    async with running_server(attestation(attester=default_attester()), app) as server:
+        async with attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=simulated_verifier()),
+        ) as connection:
+            first = await connection.open_stream()
+            second = await connection.open_stream()
+            assert first.stream_id != second.stream_id
+            for stream, payload in ((second, b"second"), (first, b"first")):
+                await stream.send(payload)
+                await stream.send_eof()
+            assert await first.receive_all() == b"first"
+            assert await second.receive_all() == b"second"
+    assert sorted(app.received) == [b"first", b"second"]
