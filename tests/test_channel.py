@@ -239,3 +239,22 @@ async def test_streams_opened_before_sending_get_distinct_ids() -> None:
             assert await first.receive_all() == b"first"
             assert await second.receive_all() == b"second"
     assert sorted(app.received) == [b"first", b"second"]
+
+
+async def test_server_opens_a_stream_to_the_client() -> None:
+    async def push(connection: attquic.AttestedConnection) -> None:
+        stream = await connection.open_stream()
+        await stream.send(b"pushed by the attested server")
+        await stream.send_eof()
+        await asyncio.sleep(0.2)
+
+    async with running_server(attestation(attester=default_attester()), push) as server:
+        async with attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=simulated_verifier()),
+        ) as connection:
+            stream = await connection.accept_stream()
+            assert stream.stream_id % 4 == 1  # server-initiated bidirectional
+            assert await stream.receive_all() == b"pushed by the attested server"
