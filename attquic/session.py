@@ -263,11 +263,6 @@ class AttestationSession:
         if not self.closed:
             self._fail(error)
 
-    def abort(self, error: BaseException) -> None:
-        """Close for a reason found outside the session (e.g. early-data overflow)."""
-        if not self.closed:
-            self._fail(error)
-
     def connection_terminated(self) -> None:
         """The connection is gone (closed by the peer or the transport): stop, emit nothing."""
         self._state = SessionState.CLOSED
