@@ -29,17 +29,14 @@ from attquic.cmw import CMW
 from attquic.ea.authenticator import (
     AuthenticatorKeys,
     authenticator_keys,
-    certificate_verify_content,
-    finished_verify_data,
+    complete_authenticator,
 )
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.ea.messages import (
     AuthenticatorRequest,
     CertificateEntry,
     CertificateMessage,
-    CertificateVerifyMessage,
     Extension,
-    FinishedMessage,
     Role,
 )
 from attquic.ea.schemes import sign
@@ -193,24 +190,9 @@ def forge_authenticator(
         for i, cert in enumerate(der)
     )
     certificate = CertificateMessage(context, entries).encode()
-    content = certificate_verify_content(
-        keys.hash_name, keys.handshake_context, request, certificate
-    )
-    signature = (
-        signer(content) if signer is not None else sign(identity.private_key, scheme, content)
-    )
-    certificate_verify = CertificateVerifyMessage(scheme, signature).encode()
-    finished = FinishedMessage(
-        finished_verify_data(
-            keys.hash_name,
-            keys.finished_key,
-            keys.handshake_context,
-            request,
-            certificate,
-            certificate_verify,
-        )
-    ).encode()
-    return certificate + certificate_verify + finished
+    if signer is None:
+        signer = functools.partial(sign, identity.private_key, scheme)
+    return complete_authenticator(keys, request, certificate, scheme, signer)
 
 
 async def genuine_evidence(

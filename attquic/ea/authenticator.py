@@ -29,6 +29,7 @@ CA-validated chain checks :attr:`ValidatedAuthenticator.chain` itself after :met
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -92,6 +93,7 @@ __all__ = [
     "build_empty_authenticator",
     "certificate_verify_content",
     "check_authenticator",
+    "complete_authenticator",
     "finished_verify_data",
 ]
 
@@ -202,12 +204,31 @@ def build_authenticator(
     entries = [CertificateEntry(der[0], tuple(leaf_extensions))]
     entries += [CertificateEntry(cert_data) for cert_data in der[1:]]
     certificate = CertificateMessage(context, tuple(entries)).encode()
+    return complete_authenticator(
+        keys,
+        request,
+        certificate,
+        scheme,
+        lambda content: sign(identity.private_key, scheme, content),
+    )
+
+
+def complete_authenticator(
+    keys: AuthenticatorKeys,
+    request: bytes,
+    certificate: bytes,
+    scheme: int,
+    signer: Callable[[bytes], bytes],
+) -> bytes:
+    """``certificate ‖ CertificateVerify ‖ Finished`` for an encoded Certificate message.
+
+    ``signer`` signs the CertificateVerify content with ``scheme``. The building block of
+    :func:`build_authenticator`, public so that test peers can forge Certificate messages.
+    """
     content = certificate_verify_content(
         keys.hash_name, keys.handshake_context, request, certificate
     )
-    certificate_verify = CertificateVerifyMessage(
-        scheme, sign(identity.private_key, scheme, content)
-    ).encode()
+    certificate_verify = CertificateVerifyMessage(scheme, signer(content)).encode()
     finished = FinishedMessage(
         finished_verify_data(
             keys.hash_name,
