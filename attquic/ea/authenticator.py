@@ -29,7 +29,6 @@ CA-validated chain checks :attr:`ValidatedAuthenticator.chain` itself after :met
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
