@@ -150,3 +150,15 @@ class StallingAttester:
 
 def default_attester(**kwargs: Any) -> SimulatedTdxAttester:
     return SimulatedTdxAttester(**kwargs)
+
+
+def connect_verifying(
+    server: AttestedServer, **kwargs: Any
+) -> contextlib.AbstractAsyncContextManager[AttestedConnection]:
+    """A client that verifies the server with the simulated-TDX DCAP verifier."""
+    return attquic.connect(
+        "127.0.0.1",
+        server.port,
+        configuration=client_tls(),
+        attestation=attestation(verifier=simulated_verifier(), **kwargs),
+    )

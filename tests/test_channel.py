@@ -13,6 +13,7 @@ from channel_helpers import (
     StallingAttester,
     attestation,
     client_tls,
+    connect_verifying,
     default_attester,
     echo_once,
     running_server,
@@ -76,12 +77,7 @@ async def test_exporter_is_exposed_and_agrees() -> None:
         seen.append(connection.export_keying_material(b"EXPORTER-test", b"ctx", 32))
 
     async with running_server(attestation(attester=default_attester()), handler) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection:
+        async with connect_verifying(server) as connection:
             mine = connection.export_keying_material(b"EXPORTER-test", b"ctx", 32)
             await asyncio.sleep(0.05)
     assert seen == [mine]
@@ -176,12 +172,7 @@ async def test_reattestation_succeeds_and_failure_closes() -> None:
     app = EchoApp()
     async with (
         running_server(attestation(attester=attester), app) as server,
-        attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection,
+        connect_verifying(server) as connection,
     ):
         first = connection.peer_attestation
         second = await connection.reattest()
@@ -198,12 +189,7 @@ async def test_reattestation_succeeds_and_failure_closes() -> None:
 
 async def test_periodic_reattestation() -> None:
     async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier(), reattest_interval=0.2),
-        ) as connection:
+        async with connect_verifying(server, reattest_interval=0.2) as connection:
             first = connection.peer_attestation
             for _ in range(50):
                 await asyncio.sleep(0.05)
@@ -224,12 +210,7 @@ def test_configuration_is_validated() -> None:
 async def test_streams_opened_before_sending_get_distinct_ids() -> None:
     app = EchoApp()
     async with running_server(attestation(attester=default_attester()), app) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection:
+        async with connect_verifying(server) as connection:
             first = await connection.open_stream()
             second = await connection.open_stream()
             assert first.stream_id != second.stream_id
@@ -249,12 +230,7 @@ async def test_server_opens_a_stream_to_the_client() -> None:
         await asyncio.sleep(0.2)
 
     async with running_server(attestation(attester=default_attester()), push) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection:
+        async with connect_verifying(server) as connection:
             stream = await connection.accept_stream()
             assert stream.stream_id % 4 == 1  # server-initiated bidirectional
             assert await stream.receive_all() == b"pushed by the attested server"
