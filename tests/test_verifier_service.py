@@ -387,7 +387,10 @@ async def test_fuzzed_requests_never_get_a_5xx(service: Running) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
         query=st.text(max_size=60),
-        content_type=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+        # the HTTP client itself refuses header values with surrounding whitespace
+        content_type=st.text(
+            st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60
+        ).map(str.strip),
         body=st.binary(max_size=200),
     )
     def run(query: str, content_type: str, body: bytes) -> None:
