@@ -6,7 +6,8 @@ Every frame is ``varint type ‖ varint length ‖ payload`` (QUIC variable-leng
 frame                  type  payload
 =====================  ====  ==========================================================
 SETUP                  0x01  varint profile version ‖ varint flags (bit 0: will request
-                             the peer's attestation; bit 1: will attest when asked)
+                             the peer's attestation; bit 1: will attest when asked; bit 2:
+                             accepts batched evidence as relying party)
 AUTHENTICATOR_REQUEST  0x02  an RFC 9261 request (with its handshake header)
 AUTHENTICATOR          0x03  an RFC 9261 authenticator (or the empty authenticator)
 RESULT                 0x04  uint8 verdict (1 = accepted) ‖ opaque context<0..255>
@@ -36,6 +37,8 @@ __all__ = [
 
 _FLAG_REQUESTS = 0x1
 _FLAG_ATTESTS = 0x2
+_FLAG_ACCEPTS_BATCHED = 0x4
+_KNOWN_FLAGS = _FLAG_REQUESTS | _FLAG_ATTESTS | _FLAG_ACCEPTS_BATCHED
 _VERDICT_ACCEPTED = 1
 
 
@@ -48,6 +51,9 @@ class SetupFrame:
     """This side will send authenticator requests (it requires the peer's attestation)."""
     attests: bool
     """This side answers authenticator requests with evidence."""
+    accepts_batched: bool = False
+    """As relying party, this side accepts batched evidence (a quote covering a Merkle tree of
+    bindings plus this connection's inclusion proof)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,10 @@ Frame = SetupFrame | AuthenticatorRequestFrame | AuthenticatorFrame | ResultFram
 
 def _payload(frame: Frame) -> tuple[int, bytes]:
     if isinstance(frame, SetupFrame):
-        flags = (_FLAG_REQUESTS if frame.requests_attestation else 0) | (
-            _FLAG_ATTESTS if frame.attests else 0
+        flags = (
+            (_FLAG_REQUESTS if frame.requests_attestation else 0)
+            | (_FLAG_ATTESTS if frame.attests else 0)
+            | (_FLAG_ACCEPTS_BATCHED if frame.accepts_batched else 0)
         )
         return profile.FRAME_SETUP, encode_varint(frame.version) + encode_varint(flags)
     if isinstance(frame, AuthenticatorRequestFrame):
@@ -95,9 +103,14 @@ def _decode_payload(frame_type: int, payload: bytes) -> Frame:
         version = reader.varint("SETUP version")
         flags = reader.varint("SETUP flags")
         reader.expect_end("SETUP frame")
-        if flags & ~(_FLAG_REQUESTS | _FLAG_ATTESTS):
+        if flags & ~_KNOWN_FLAGS:
             raise FrameError(f"unknown SETUP flags 0x{flags:x}")
-        return SetupFrame(version, bool(flags & _FLAG_REQUESTS), bool(flags & _FLAG_ATTESTS))
+        return SetupFrame(
+            version,
+            requests_attestation=bool(flags & _FLAG_REQUESTS),
+            attests=bool(flags & _FLAG_ATTESTS),
+            accepts_batched=bool(flags & _FLAG_ACCEPTS_BATCHED),
+        )
     if frame_type == profile.FRAME_AUTHENTICATOR_REQUEST:
         if not payload:
             raise FrameError("empty AUTHENTICATOR_REQUEST frame")

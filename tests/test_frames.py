@@ -22,6 +22,7 @@ FRAMES = [
     SetupFrame(1, requests_attestation=True, attests=False),
     SetupFrame(1, requests_attestation=False, attests=True),
     SetupFrame(7, requests_attestation=True, attests=True),
+    SetupFrame(2, requests_attestation=True, attests=False, accepts_batched=True),
     AuthenticatorRequestFrame(b"\x11\x00\x00\x01\x00"),
     AuthenticatorFrame(b"\x14" + bytes(40)),
     ResultFrame(bytes(range(32))),
@@ -69,7 +70,7 @@ def test_oversized_frame_rejected_from_its_header_alone() -> None:
     ("payload", "match"),
     [
         (encode_varint(1), "truncated"),
-        (encode_varint(1) + encode_varint(0x4), "unknown SETUP flags"),
+        (encode_varint(1) + encode_varint(0x8), "unknown SETUP flags"),
         (encode_varint(1) + encode_varint(1) + b"\x00", "trailing"),
     ],
 )
