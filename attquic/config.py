@@ -10,6 +10,7 @@ from attquic import profile
 from attquic.attestation import Attester, Verifier
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.errors import ConfigurationError
+from attquic.profile import ATTQUIC_2, WireProfile
 
 __all__ = ["AttestationConfiguration"]
 
@@ -45,11 +46,18 @@ class AttestationConfiguration:
     reattest_interval: float | None = None
     """Re-attest the peer this many seconds after each successful attestation (verifier
     side only); None disables periodic re-attestation."""
-    cmw_extension: int = profile.CMW_ATTESTATION_EXTENSION
+    cmw_extension: int | None = None
+    """Override of the profile's ``cmw_attestation`` codepoint; None keeps the profile's. After
+    construction it holds the codepoint in use and :attr:`profile` carries it."""
     attest_after_peer_verified: bool = False
     """Evidence privacy (mutual mode): send our evidence only after the peer's verified."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall-clock source for verification times (Unix seconds). Tests pin it."""
+    # last: inside the class body the name shadows the attquic.profile module
+    profile: WireProfile = ATTQUIC_2
+    """The wire profile (binder label, codepoint, media types, SETUP version); both peers must
+    use the same one. :data:`~attquic.profile.ATTQUIC_2_LEGACY_EXPAT_03` talks to peers still on
+    draft-fossati-seat-expat -03."""
 
     def __post_init__(self) -> None:
         if self.attester is None and self.verifier is None:
@@ -71,8 +79,16 @@ class AttestationConfiguration:
                 raise ConfigurationError("reattest_interval needs a verifier")
             if self.reattest_interval <= 0:
                 raise ConfigurationError("reattest_interval must be positive")
-        if not 0 <= self.cmw_extension <= 0xFFFF:
-            raise ConfigurationError("cmw_extension must be a 16-bit codepoint")
+        if not isinstance(self.profile, WireProfile):
+            raise ConfigurationError("profile must be an attquic.profile.WireProfile")
+        if self.cmw_extension is not None:
+            if not 0 <= self.cmw_extension <= 0xFFFF:
+                raise ConfigurationError("cmw_extension must be a 16-bit codepoint")
+            if self.cmw_extension != self.profile.cmw_extension:
+                object.__setattr__(
+                    self, "profile", self.profile.with_cmw_extension(self.cmw_extension)
+                )
+        object.__setattr__(self, "cmw_extension", self.profile.cmw_extension)
         if self.attest_after_peer_verified and (self.attester is None or self.verifier is None):
             raise ConfigurationError("attest_after_peer_verified needs mutual attestation")
         if self.attester is not None and self.identity is None:

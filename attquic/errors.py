@@ -61,7 +61,7 @@ __all__ = [
 class CloseCode(enum.IntEnum):
     """QUIC application error codes used in CONNECTION_CLOSE by attested endpoints.
 
-    The values are part of the "attquic/1" wire profile (see docs/protocol.md).
+    The values are part of the "attquic/2" wire profile (see docs/protocol.md).
     """
 
     NO_ERROR = 0x0

@@ -1,7 +1,8 @@
 """The ``cmw_attestation`` extension of draft-fossati-seat-expat on RFC 9261 messages.
 
 * In an authenticator request, an **empty** ``cmw_attestation`` extension is the offer: "send
-  me attestation" (:func:`offer`, :func:`is_offered`).
+  me attestation" (:func:`offer`, :func:`is_offered`). A non-empty one is an offer too, its
+  content ignored.
 * In an authenticator's Certificate, the extension travels only in the first (leaf)
   CertificateEntry, with ``extension_data = uint16 length ‖ CMW`` (:func:`leaf_extension`,
   :func:`extract`). attquic sends a CBOR CMW (a record, by design) and accepts every CMW form.
@@ -20,7 +21,6 @@ from attquic.cmw import CMW, CMWError, decode, encode_cbor
 from attquic.ea.messages import AuthenticatorRequest, CertificateMessage, Extension
 from attquic.errors import (
     ConfigurationError,
-    EADecodeError,
     MisplacedExtension,
     UnofferedExtension,
 )
@@ -41,17 +41,11 @@ def is_offered(
 ) -> bool:
     """Whether ``request`` asks for attestation.
 
-    The offer must be empty; a request whose ``cmw_attestation`` carries data is malformed
-    (:class:`~attquic.errors.EADecodeError`).
+    The draft's offer is an empty extension. A non-empty one is still an offer: its content is
+    ignored (format negotiation is an open question in draft-fossati-seat-expat -04, so a
+    future peer may put a preference there; attquic answers with its own format).
     """
-    extension = request.extension(codepoint)
-    if extension is None:
-        return False
-    if extension.data:
-        raise EADecodeError(
-            f"cmw_attestation in a request must be empty, has {len(extension.data)} bytes"
-        )
-    return True
+    return request.extension(codepoint) is not None
 
 
 def leaf_extension(cmw: CMW, codepoint: int = profile.CMW_ATTESTATION_EXTENSION) -> Extension:

@@ -1,11 +1,11 @@
-"""Control-stream frames of the "attquic/1" profile.
+"""Control-stream frames of the "attquic/2" wire profile.
 
 Every frame is ``varint type ‖ varint length ‖ payload`` (QUIC variable-length integers).
 
 =====================  ====  ==========================================================
 frame                  type  payload
 =====================  ====  ==========================================================
-SETUP                  0x01  varint profile version ‖ varint flags (bit 0: will request
+SETUP                  0x01  varint SETUP version ‖ varint flags (bit 0: will request
                              the peer's attestation; bit 1: will attest when asked; bit 2:
                              accepts batched evidence as relying party)
 AUTHENTICATOR_REQUEST  0x02  an RFC 9261 request (with its handshake header)

@@ -112,11 +112,13 @@ class ExporterSecret:
 
 @dataclass(frozen=True)
 class Binding:
-    """The channel binding of one attestation exchange (draft-fossati-seat-expat -02/-03).
+    """The channel binding of one attestation exchange (draft-fossati-seat-expat -04 §5).
 
-    ``binding = H(SPKI ‖ TLS-Exporter("Attestation", certificate_request_context, 32))`` and
-    ``aik_pub_hash = H(SPKI)``, with H the connection's TLS hash and SPKI the DER
-    SubjectPublicKeyInfo of the authenticator's leaf certificate.
+    ``binding = H(SPKI ‖ TLS-Exporter(label, certificate_request_context, 32))`` and
+    ``aik_pub_hash = H(SPKI)``, with H the connection's TLS hash, SPKI the DER
+    SubjectPublicKeyInfo of the authenticator's leaf certificate and ``label`` the wire
+    profile's (``"EXPORTER-cmw-attestation"`` in attquic/2, ``"Attestation"`` in the legacy
+    expat -03 profile).
     """
 
     hash_name: str
@@ -124,9 +126,16 @@ class Binding:
     aik_pub_hash: bytes
 
     @classmethod
-    def compute(cls, exporter: Exporter, context: bytes, spki_der: bytes) -> Binding:
+    def compute(
+        cls,
+        exporter: Exporter,
+        context: bytes,
+        spki_der: bytes,
+        *,
+        wire_profile: profile.WireProfile = profile.ATTQUIC_2,
+    ) -> Binding:
         exported = exporter.export_keying_material(
-            profile.BINDING_EXPORTER_LABEL, context, profile.BINDING_EXPORTER_LENGTH
+            wire_profile.binding_exporter_label, context, wire_profile.binding_exporter_length
         )
         h = exporter.hash_name
         return cls(
@@ -137,7 +146,8 @@ class Binding:
 
     @property
     def report_data(self) -> bytes:
-        """The 64-byte TDX REPORTDATA, layout v1: SHA-512(binding ‖ aik_pub_hash)."""
+        """The 64-byte TDX REPORTDATA (:attr:`~attquic.profile.ReportDataLayout.SHA512_NONCE_AIK`,
+        the only layout of both profiles): SHA-512(binding ‖ aik_pub_hash)."""
         return hashlib.sha512(self.binding + self.aik_pub_hash).digest()
 
     def matches_report_data(self, report_data: bytes) -> bool:

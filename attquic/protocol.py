@@ -89,7 +89,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 identity=attestation.identity,
                 attestation_timeout=attestation.attestation_timeout,
                 max_frame_size=attestation.max_frame_size,
-                cmw_extension=attestation.cmw_extension,
+                profile=attestation.profile,
                 attest_after_peer_verified=attestation.attest_after_peer_verified,
             )
         )

@@ -56,6 +56,7 @@ from attquic.events import (
     VerificationNeeded,
 )
 from attquic.keyschedule import Binding, Exporter
+from attquic.profile import ATTQUIC_2, WireProfile
 
 __all__ = ["AttestationSession", "SessionConfiguration", "SessionState"]
 
@@ -81,18 +82,25 @@ class SessionConfiguration:
     identity: SigningIdentity | None = None
     attestation_timeout: float = profile.DEFAULT_ATTESTATION_TIMEOUT
     max_frame_size: int = profile.DEFAULT_MAX_FRAME_SIZE
-    cmw_extension: int = profile.CMW_ATTESTATION_EXTENSION
     attest_after_peer_verified: bool = False
     """Evidence privacy: answer the peer's request only once the peer's own attestation
     verified. Only meaningful when both sides require each other's attestation."""
+    # last: inside the class body the name shadows the attquic.profile module
+    profile: WireProfile = ATTQUIC_2
+    """The wire profile: SETUP version, binder label, cmw_attestation codepoint."""
 
     def __post_init__(self) -> None:
         if self.attests and self.identity is None:
             raise LocalError("an attesting side needs a signing identity")
         if self.attestation_timeout <= 0:
             raise LocalError("attestation_timeout must be positive")
-        if not 0 <= self.cmw_extension <= 0xFFFF:
-            raise LocalError("cmw_extension must be a 16-bit codepoint")
+        if not isinstance(self.profile, WireProfile):
+            raise LocalError("profile must be an attquic.profile.WireProfile")
+
+    @property
+    def cmw_extension(self) -> int:
+        """The ``cmw_attestation`` codepoint of :attr:`profile`."""
+        return self.profile.cmw_extension
 
 
 @dataclass
@@ -292,7 +300,7 @@ class AttestationSession:
         """Send our SETUP and, pipelined behind it, our first request (saves a round trip)."""
         self._send(
             frames.SetupFrame(
-                version=profile.PROFILE_VERSION,
+                version=self._config.profile.setup_version,
                 requests_attestation=self._config.requires_peer_attestation,
                 attests=self._config.attests,
             )
@@ -325,9 +333,11 @@ class AttestationSession:
     def _handle_setup(self, frame: frames.SetupFrame, now: float) -> None:
         if self._peer_setup is not None:
             raise ProtocolViolation("second SETUP frame")
-        if frame.version != profile.PROFILE_VERSION:
+        ours = self._config.profile
+        if frame.version != ours.setup_version:
             raise ProtocolViolation(
-                f"peer speaks attquic profile {frame.version}, we speak {profile.PROFILE_VERSION}"
+                f"peer announced SETUP version {profile.describe_setup_version(frame.version)}, "
+                f"this endpoint speaks version {ours.setup_version} ({ours.name})"
             )
         if self._config.requires_peer_attestation and not frame.attests:
             raise RefusedAuthenticator("we require the peer's attestation but it does not attest")
@@ -377,7 +387,12 @@ class AttestationSession:
 
     def _request_evidence(self, request: AuthenticatorRequest) -> None:
         assert self._exporter is not None and self._config.identity is not None
-        binding = Binding.compute(self._exporter, request.context, self._config.identity.spki_der)
+        binding = Binding.compute(
+            self._exporter,
+            request.context,
+            self._config.identity.spki_der,
+            wire_profile=self._config.profile,
+        )
         self._events.append(EvidenceNeeded(context=request.context, binding=binding))
 
     def _answer_deferred(self) -> None:
@@ -408,9 +423,15 @@ class AttestationSession:
             validated.certificate, offered=True, codepoint=self._config.cmw_extension
         )
         if cmw is None:
-            raise ProtocolViolation("authenticator without cmw_attestation")
+            # expat -04 §3.1: the attester MAY omit it; §3.3: the relying party MAY reject
+            raise RefusedAuthenticator("a valid authenticator without cmw_attestation")
         pending.verifying = True
-        binding = Binding.compute(self._exporter, validated.context, validated.spki_der)
+        binding = Binding.compute(
+            self._exporter,
+            validated.context,
+            validated.spki_der,
+            wire_profile=self._config.profile,
+        )
         self._events.append(VerificationNeeded(context=validated.context, cmw=cmw, binding=binding))
 
     def _handle_result(self, context: bytes) -> None:

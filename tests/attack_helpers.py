@@ -1,4 +1,4 @@
-"""Hostile peers for the attack suite: plain aioquic endpoints that speak attquic/1 by hand.
+"""Hostile peers for the attack suite: plain aioquic endpoints that speak attquic/2 by hand.
 
 A :class:`HostilePeer` is an aioquic protocol (with the TLS exporter captured, so it can build
 valid RFC 9261 messages for its own connection) that records everything the attested peer
@@ -59,7 +59,7 @@ WAIT = 10.0
 
 
 def setup_frame(*, requests: bool, attests: bool) -> bytes:
-    """An encoded SETUP frame for profile version 1."""
+    """An encoded SETUP frame of the default profile (attquic/2, version 2)."""
     return frames.encode_frame(frames.SetupFrame(profile.PROFILE_VERSION, requests, attests))
 
 

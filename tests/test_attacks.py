@@ -1,7 +1,7 @@
 """The attack suite: hostile peers over real QUIC/UDP on 127.0.0.1 against attquic endpoints.
 
 Each test is one attack from docs/security.md (threat, mitigation, test name). A hostile peer
-is plain aioquic speaking attquic/1 by hand (tests/attack_helpers.py); the attested side is the
+is plain aioquic speaking attquic/2 by hand (tests/attack_helpers.py); the attested side is the
 real attquic client or server with simulated TDX evidence verified by full DCAP. Every test
 asserts the close code both sides see and that nothing reached the application.
 """

@@ -17,7 +17,6 @@ from attquic.errors import (
     CMWError,
     ConfigurationError,
     DecodeError,
-    EADecodeError,
     MisplacedExtension,
     UnofferedExtension,
 )
@@ -53,9 +52,12 @@ def test_offer_detection_survives_the_wire() -> None:
     assert expat.is_offered(request(expat.offer(0xFF00)), codepoint=0xFF00)
 
 
-def test_non_empty_offer_is_malformed() -> None:
-    with pytest.raises(EADecodeError):
-        expat.is_offered(request(Extension(CODEPOINT, b"\x00")))
+@pytest.mark.parametrize("content", [b"\x00", b"application/cmw+cbor", bytes(300)])
+def test_non_empty_offer_is_still_an_offer(content: bytes) -> None:
+    """expat -04 leaves format negotiation open: content in the offer is ignored, not refused."""
+    offered = AuthenticatorRequest.decode(request(Extension(CODEPOINT, content)).encode())
+    assert expat.is_offered(offered)
+    assert not expat.is_offered(offered, codepoint=0xFF00)
 
 
 def test_leaf_extension_layout() -> None:

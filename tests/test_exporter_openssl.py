@@ -35,7 +35,8 @@ HASH_LENGTH = {"sha256": 32, "sha384": 48}
 EXPORT_CASES: list[tuple[bytes, bytes | None, int]] = [
     (profile.LABEL_SERVER_HANDSHAKE_CONTEXT, b"", 0),  # 0: the suite's hash length (RFC 9261)
     (profile.LABEL_CLIENT_FINISHED_KEY, None, 0),
-    (profile.BINDING_EXPORTER_LABEL, bytes(range(32)), 32),
+    (profile.ATTQUIC_2.binding_exporter_label, bytes(range(32)), 32),
+    (profile.ATTQUIC_2_LEGACY_EXPAT_03.binding_exporter_label, bytes(range(32)), 32),
     (b"EXPORTER-attquic-test", b"a longer context value " * 4, 64),
     (b"EXPORTER-attquic-test", b"", 1),
     (b"EXPORTER-attquic-test", b"x", 200),

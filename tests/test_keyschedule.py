@@ -171,7 +171,7 @@ def test_binding_layout(hash_name: str, size: int) -> None:
     spki = b"\x30\x59" + bytes(89)  # any DER bytes: the binder hashes them opaquely
     binding = Binding.compute(exporter, context, spki)
 
-    exported = exporter.export_keying_material(b"Attestation", context, 32)
+    exported = exporter.export_keying_material(b"EXPORTER-cmw-attestation", context, 32)
     expected_binding = hashlib.new(hash_name, spki + exported).digest()
     expected_aik = hashlib.new(hash_name, spki).digest()
     assert binding == Binding(hash_name, expected_binding, expected_aik)
@@ -190,6 +190,20 @@ def test_binding_layout(hash_name: str, size: int) -> None:
     assert Binding.compute(exporter, context, spki + b"\x00").binding != binding.binding
     other = ExporterSecret(hash_name, bytes(size))
     assert Binding.compute(other, context, spki).binding != binding.binding
+
+
+@pytest.mark.parametrize(("hash_name", "size"), [("sha256", 32), ("sha384", 48)])
+def test_legacy_profile_binds_with_the_expat_03_label(hash_name: str, size: int) -> None:
+    exporter = ExporterSecret(hash_name, bytes(range(size)))
+    context, spki = bytes(range(32)), b"\x30\x03\x01\x02\x03"
+    legacy = Binding.compute(
+        exporter, context, spki, wire_profile=profile.ATTQUIC_2_LEGACY_EXPAT_03
+    )
+    exported = exporter.export_keying_material(b"Attestation", context, 32)
+    assert legacy.binding == hashlib.new(hash_name, spki + exported).digest()
+    assert legacy.aik_pub_hash == Binding.compute(exporter, context, spki).aik_pub_hash
+    # the label is the only difference, and it changes the binding
+    assert legacy.binding != Binding.compute(exporter, context, spki).binding
 
 
 # --- RFC 8448 replayed through aioquic's KeySchedule -----------------------------------------
