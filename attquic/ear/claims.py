@@ -2,15 +2,17 @@
 
 Two JSON dialects exist (see docs/passport.md):
 
+* draft-ietf-rats-ear-03: ``eat_profile`` = :data:`IETF_PROFILE`, underscore names
+  (``ear_status``, ``ear_verifier_id``, ``ear_trustworthiness_vector``,
+  ``ear_appraisal_policy_ids`` (a non-empty array), ``ear_raw_evidence``), and per appraisal an
+  optional ``eat_profile`` and ``eat_nonce``. attquic issues this one by default.
 * Veraison: ``eat_profile`` = :data:`VERAISON_PROFILE`, dotted claim names (``ear.status``,
   ``ear.verifier-id``, ``ear.trustworthiness-vector``, ``ear.appraisal-policy-id`` (one string),
-  ``ear.raw-evidence``). The passport media type of the attquic/1 profile uses this one, so
-  :func:`encode_claims` writes it by default.
-* draft-ietf-rats-ear (2026): ``eat_profile`` = :data:`IETF_PROFILE`, underscore names
-  (``ear_status``, ``ear_verifier_id``, ``ear_trustworthiness_vector``,
-  ``ear_appraisal_policy_ids`` (an array), ``ear_raw_evidence``).
+  ``ear.raw-evidence``). Still accepted, and issued on request.
 
-:func:`decode_claims` accepts both; every malformed claims-set raises
+The profile decides which names apply (:func:`encode_claims` writes the dialect of
+``claims.profile``). :func:`decode_claims` accepts both; a -03 claims-set must also meet the
+draft's shape rules (:func:`decode_claims` lists them). Every malformed claims-set raises
 :class:`~attquic.errors.EvidenceInvalid` and nothing else.
 """
 
@@ -46,12 +48,14 @@ __all__ = [
 
 #: Profile of the Veraison EAR libraries and services (dotted claim names).
 VERAISON_PROFILE: Final = "tag:github.com,2023:veraison/ear"
-#: Profile of draft-ietf-rats-ear as of 2026 (underscore claim names).
+#: Profile of draft-ietf-rats-ear-03 (underscore claim names).
 IETF_PROFILE: Final = "tag:ietf.org,2026:rats/ear#03"
 
 _NONCE_MIN, _NONCE_MAX = 8, 64
 _INT8_MIN, _INT8_MAX = -128, 127
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+#: The draft's ``binary-data`` in JSON: base64url text, no padding, not empty.
+_B64URL_STRICT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Status(enum.IntEnum):
@@ -74,6 +78,30 @@ class Status(enum.IntEnum):
                 if member.json_name == value:
                     return member
         raise EvidenceInvalid(f"EAR: unknown status {value!r}")
+
+    @classmethod
+    def of_claim(cls, value: int) -> Status:
+        """The tier of one trustworthiness claim value (-128..127).
+
+        none -1..1; affirming 2..31 and -32..-2; warning 32..95 and -96..-33; contraindicated
+        96..127 and -128..-97 (AR4SI's ranges, as the Veraison libraries implement them).
+        """
+        if -1 <= value <= 1:
+            return cls.NONE
+        if 2 <= value <= 31 or -32 <= value <= -2:
+            return cls.AFFIRMING
+        if 32 <= value <= 95 or -96 <= value <= -33:
+            return cls.WARNING
+        return cls.CONTRAINDICATED
+
+    def claims_more_than(self, other: Status) -> bool:
+        """Whether this tier states more trust than ``other`` (for the draft's "no higher
+        trust than" rules): affirming > warning > contraindicated. ``NONE`` makes no claim and
+        is never compared, so this is False when either side is ``NONE``.
+        """
+        if self is Status.NONE or other is Status.NONE:
+            return False
+        return self < other
 
     def satisfies(self, required: Status) -> bool:
         """Whether this tier meets ``required``.
@@ -107,6 +135,8 @@ class _Names:
     policy_ids: str
     raw_evidence: str
     policy_ids_is_array: bool
+    appraisal_eat_claims: bool
+    """Whether appraisals carry their own ``eat_profile`` and ``eat_nonce`` (-03)."""
 
 
 _NAMES: Final = {
@@ -117,6 +147,7 @@ _NAMES: Final = {
         "ear.appraisal-policy-id",
         "ear.raw-evidence",
         policy_ids_is_array=False,
+        appraisal_eat_claims=False,
     ),
     Dialect.IETF: _Names(
         "ear_status",
@@ -125,6 +156,7 @@ _NAMES: Final = {
         "ear_appraisal_policy_ids",
         "ear_raw_evidence",
         policy_ids_is_array=True,
+        appraisal_eat_claims=True,
     ),
 }
 
@@ -175,6 +207,15 @@ class TrustVector:
             ):
                 raise EvidenceInvalid(f"EAR: trustworthiness claim {f.name} = {value!r}")
 
+    def worst_tier(self) -> Status | None:
+        """The least trustworthy tier among the claims that make one (not ``NONE``), or None."""
+        tiers = [
+            Status.of_claim(value)
+            for value in (getattr(self, f.name) for f in fields(self))
+            if value is not None and Status.of_claim(value) is not Status.NONE
+        ]
+        return max(tiers) if tiers else None
+
     def to_json(self) -> dict[str, int]:
         return {
             f.name.replace("_", "-"): getattr(self, f.name)
@@ -223,7 +264,20 @@ class Appraisal:
     trust_vector: TrustVector | None = None
     policy_ids: tuple[str, ...] = ()
     extensions: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    """Claims this model does not interpret (e.g. ``ear.veraison.*``), as decoded JSON."""
+    """Claims this model does not interpret (e.g. ``ear_veraison_*``), as decoded JSON."""
+    profile: str | None = None
+    """-03 only: the appraisal's own ``eat_profile`` (a URI or OID as text), if present."""
+    nonce: bytes | None = None
+    """-03 only: the appraisal's ``eat_nonce``, the nonce of the appraised evidence (8..64
+    bytes). attquic's service sets it to the session nonce when the quote committed to it."""
+
+    def __post_init__(self) -> None:
+        if self.nonce is not None and not _NONCE_MIN <= len(self.nonce) <= _NONCE_MAX:
+            raise EvidenceInvalid(
+                f"EAR: appraisal eat_nonce must be {_NONCE_MIN}..{_NONCE_MAX} bytes"
+            )
+        if self.profile is not None and not self.profile:
+            raise EvidenceInvalid("EAR: appraisal eat_profile must not be empty")
 
 
 @dataclass(frozen=True)
@@ -309,42 +363,93 @@ def _detect_dialect(claims: Mapping[str, Any]) -> Dialect:
     return Dialect.VERAISON
 
 
+def _is_draft03(claims: Mapping[str, Any]) -> bool:
+    """Whether the claims-set names the -03 profile (its shape rules then apply)."""
+    return claims.get("eat_profile") == IETF_PROFILE
+
+
 def _decode_policy_ids(value: object, names: _Names) -> tuple[str, ...]:
     if names.policy_ids_is_array:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise EvidenceInvalid(f"EAR: {names.policy_ids} must be an array of text")
+        if not value:
+            raise EvidenceInvalid(f"EAR: {names.policy_ids} must not be empty")
         return tuple(value)
     if not isinstance(value, str):
         raise EvidenceInvalid(f"EAR: {names.policy_ids} must be text")
     return (value,)
 
 
-def _decode_appraisal(label: str, value: object, names: _Names) -> Appraisal:
+def _decode_trust_vector(value: object, *, strict: bool) -> TrustVector:
+    vector = TrustVector.from_json(value)
+    if strict and not vector.to_json():
+        raise EvidenceInvalid("EAR: ear_trustworthiness_vector must not be empty")
+    return vector
+
+
+def _decode_appraisal(label: str, value: object, names: _Names, *, strict: bool) -> Appraisal:
     if not isinstance(value, dict):
         raise EvidenceInvalid(f"EAR: submod {label!r} is not an object")
     if names.status not in value:
         raise EvidenceInvalid(f"EAR: submod {label!r} has no {names.status}")
     status = Status.from_json(value[names.status])
     trust_vector = (
-        TrustVector.from_json(value[names.trust_vector]) if names.trust_vector in value else None
+        _decode_trust_vector(value[names.trust_vector], strict=strict)
+        if names.trust_vector in value
+        else None
     )
     policy_ids = (
         _decode_policy_ids(value[names.policy_ids], names) if names.policy_ids in value else ()
     )
     known = {names.status, names.trust_vector, names.policy_ids}
+    profile: str | None = None
+    nonce: bytes | None = None
+    if strict:
+        known |= {"eat_profile", "eat_nonce"}
+        if "eat_profile" in value:
+            profile = value["eat_profile"]
+            if not isinstance(profile, str):
+                raise EvidenceInvalid(f"EAR: submod {label!r} eat_profile must be text")
+        if "eat_nonce" in value:
+            nonce = b64url_decode(value["eat_nonce"], f"submod {label!r} eat_nonce")
+        worst = trust_vector.worst_tier() if trust_vector is not None else None
+        if worst is not None and status.claims_more_than(worst):
+            raise EvidenceInvalid(
+                f"EAR: submod {label!r} status {status.json_name} claims more trust than its "
+                f"trustworthiness vector ({worst.json_name})"
+            )
     extensions = {k: v for k, v in value.items() if k not in known}
-    return Appraisal(status, trust_vector, policy_ids, MappingProxyType(extensions))
+    return Appraisal(status, trust_vector, policy_ids, MappingProxyType(extensions), profile, nonce)
 
 
 def decode_claims(claims: Mapping[str, Any]) -> EarClaims:
-    """Build :class:`EarClaims` from a decoded JSON claims-set (either dialect)."""
+    """Build :class:`EarClaims` from a decoded JSON claims-set (either dialect).
+
+    Both dialects: ``eat_profile`` text; ``iat`` (and ``exp``, ``nbf`` if present) a
+    non-negative integer, never a float; the verifier id exactly ``{developer, build}`` as
+    text; ``submods`` a non-empty object of appraisals, each with a known status tier (JSON
+    text) and, if present, a trustworthiness vector of known claims in -128..127;
+    ``eat_nonce`` base64url of 8..64 bytes; raw evidence base64url.
+
+    A -03 claims-set (``eat_profile`` = :data:`IETF_PROFILE`) must also have: a non-empty
+    trustworthiness vector and policy-id array; ``ear_raw_evidence`` as unpadded base64url;
+    appraisal ``eat_profile`` text and appraisal ``eat_nonce`` of 8..64 bytes; each appraisal
+    status no more trustworthy than the worst claim of its vector; the top-level
+    ``ear_status`` no more trustworthy than the worst appraisal; ``exp`` after ``iat``.
+    Unknown claims are kept uninterpreted (the draft: "a receiver MUST ignore any unknown
+    claim").
+    """
     dialect = _detect_dialect(claims)
     names = _NAMES[dialect]
+    strict = _is_draft03(claims)
     profile = claims.get("eat_profile")
     if not isinstance(profile, str):
         raise EvidenceInvalid("EAR: missing or non-text eat_profile")
     iat = _int_claim(claims, "iat", required=True)
     assert iat is not None
+    exp = _int_claim(claims, "exp", required=False)
+    if strict and exp is not None and exp <= iat:
+        raise EvidenceInvalid("EAR: exp is not after iat")
     if names.verifier_id not in claims:
         raise EvidenceInvalid(f"EAR: missing claim {names.verifier_id!r}")
     verifier_id = VerifierId.from_json(claims[names.verifier_id])
@@ -352,15 +457,24 @@ def decode_claims(claims: Mapping[str, Any]) -> EarClaims:
     if not isinstance(submods_json, dict) or not submods_json:
         raise EvidenceInvalid("EAR: submods must be a non-empty object")
     submods = {
-        label: _decode_appraisal(label, value, names) for label, value in submods_json.items()
+        label: _decode_appraisal(label, value, names, strict=strict)
+        for label, value in submods_json.items()
     }
     status = Status.from_json(claims[names.status]) if names.status in claims else None
+    if strict and status is not None:
+        for label, appraisal in submods.items():
+            if status.claims_more_than(appraisal.status):
+                raise EvidenceInvalid(
+                    f"EAR: ear_status {status.json_name} claims more trust than submod "
+                    f"{label!r} ({appraisal.status.json_name})"
+                )
     nonce = b64url_decode(claims["eat_nonce"], "eat_nonce") if "eat_nonce" in claims else None
-    raw_evidence = (
-        b64url_decode(claims[names.raw_evidence], names.raw_evidence)
-        if names.raw_evidence in claims
-        else None
-    )
+    raw_evidence: bytes | None = None
+    if names.raw_evidence in claims:
+        raw_text = claims[names.raw_evidence]
+        if strict and not (isinstance(raw_text, str) and _B64URL_STRICT.fullmatch(raw_text)):
+            raise EvidenceInvalid(f"EAR: {names.raw_evidence} must be unpadded base64url text")
+        raw_evidence = b64url_decode(raw_text, names.raw_evidence)
     known = _STANDARD_TOP | {names.status, names.verifier_id, names.raw_evidence}
     extensions = {k: v for k, v in claims.items() if k not in known}
     return EarClaims(
@@ -368,7 +482,7 @@ def decode_claims(claims: Mapping[str, Any]) -> EarClaims:
         iat=iat,
         verifier_id=verifier_id,
         submods=submods,
-        exp=_int_claim(claims, "exp", required=False),
+        exp=exp,
         nbf=_int_claim(claims, "nbf", required=False),
         status=status,
         nonce=nonce,
@@ -391,6 +505,13 @@ def _encode_appraisal(appraisal: Appraisal, names: _Names) -> dict[str, Any]:
             out[names.policy_ids] = appraisal.policy_ids[0]
         else:
             raise ValueError("the Veraison dialect carries exactly one appraisal policy id")
+    if appraisal.profile is not None or appraisal.nonce is not None:
+        if not names.appraisal_eat_claims:
+            raise ValueError("the Veraison dialect has no appraisal eat_profile or eat_nonce")
+        if appraisal.profile is not None:
+            out["eat_profile"] = appraisal.profile
+        if appraisal.nonce is not None:
+            out["eat_nonce"] = b64url_encode(appraisal.nonce)
     out.update(appraisal.extensions)
     return out
 
