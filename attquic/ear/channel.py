@@ -2,10 +2,11 @@
 
 :class:`EarChannelVerifier` implements :class:`attquic.attestation.Verifier`. The peer's CMW must
 be (or contain exactly one) record whose media type is an EAR JWT
-(``application/eat+jwt`` with an accepted ``eat_profile``) and whose ``ind``, when present,
-marks Attestation Results. The EAR's ``eat_nonce`` must equal ``binding.binding``, the binder
-this side recomputed from its own TLS state and the authenticator's key (DESIGN.md: "EAR
-binding").
+(``application/eat+jwt`` with an accepted ``eat_profile``: draft-ietf-rats-ear-03's or
+Veraison's) and whose ``ind``, when present, marks Attestation Results. The media type's
+``eat_profile`` must be the token's own. The EAR's ``eat_nonce`` must equal
+``binding.binding``, the binder this side recomputed from its own TLS state and the
+authenticator's key (docs/passport.md, "How the EAR is bound to the channel").
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from attquic.cmw import CMWCollection, CMWRecord, iter_leaves
-from attquic.ear.token import ACCEPTED_PROFILES, EarAttestation, EarVerifier
+from attquic.ear.token import (
+    ACCEPTED_PROFILES,
+    EAR_JWT_BASE_TYPE,
+    EarAttestation,
+    EarVerifier,
+    ear_profile_of_media_type,
+)
 from attquic.errors import EvidenceInvalid
 
 if TYPE_CHECKING:
@@ -22,30 +29,6 @@ if TYPE_CHECKING:
     from attquic.keyschedule import Binding
 
 __all__ = ["EAR_JWT_BASE_TYPE", "EarChannelVerifier", "ear_profile_of_media_type"]
-
-#: The media type of an EAT carried as a JWT (RFC 9782); its ``eat_profile`` parameter names
-#: the EAR profile.
-EAR_JWT_BASE_TYPE = "application/eat+jwt"
-
-
-def ear_profile_of_media_type(media_type: str) -> str | None:
-    """The ``eat_profile`` parameter of an ``application/eat+jwt`` media type, else None.
-
-    Type and parameter names are compared case-insensitively, whitespace around ``;`` and ``=``
-    is ignored and a quoted value is unquoted.
-    """
-    base, *params = (part.strip() for part in media_type.split(";"))
-    if base.lower() != EAR_JWT_BASE_TYPE:
-        return None
-    for param in params:
-        name, sep, value = param.partition("=")
-        if not sep or name.strip().lower() != "eat_profile":
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        return value
-    return None
 
 
 class EarChannelVerifier:

@@ -9,9 +9,13 @@ acceptable and what the claims must say. Checks in order (first failure wins):
 3. claims-set well formed (EvidenceInvalid), ``eat_profile`` accepted (EvidenceInvalid);
 4. ``iat`` not in the future, ``nbf`` reached, ``exp`` not passed, optional maximum age, all
    with the clock-skew allowance (EvidenceInvalid);
-5. ``eat_nonce`` equal to the expected nonce, compared in constant time (BindingMismatch);
+5. ``eat_nonce`` equal to the expected nonce, compared in constant time, and so must be the
+   required submodule's own ``eat_nonce`` (-03) when it has one (BindingMismatch);
 6. the required submodule present and its status (and the top-level status, if any) at least
    the required tier (PolicyRejected).
+
+When the caller names the media type the token came with (a CMW record's type), its
+``eat_profile`` parameter must be the token's ``eat_profile`` (checked with step 3).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import ECKey
 
-from attquic import profile
 from attquic.attestation import IssuerAssertion
 from attquic.ear.claims import (
     IETF_PROFILE,
@@ -52,15 +55,21 @@ from attquic.errors import (
 __all__ = [
     "ACCEPTED_PROFILES",
     "ALLOWED_ALGORITHMS",
+    "EAR_JWT_BASE_TYPE",
+    "IETF_EAR_MEDIA_TYPE",
     "MAX_TOKEN_SIZE",
     "TDX_SUBMODULE",
+    "VERAISON_EAR_MEDIA_TYPE",
     "EarAttestation",
     "EarVerifier",
+    "ear_media_type",
+    "ear_profile_of_media_type",
     "issue_ear",
 ]
 
-#: Profiles whose claim names this module understands.
-ACCEPTED_PROFILES: Final = (VERAISON_PROFILE, IETF_PROFILE)
+#: Profiles whose claim names this module understands: draft-ietf-rats-ear-03 (what attquic
+#: issues) and Veraison's (still accepted).
+ACCEPTED_PROFILES: Final = (IETF_PROFILE, VERAISON_PROFILE)
 #: Algorithms that may ever be configured: asymmetric EC signatures only (no "none", no HMAC).
 ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "ES384", "ES512"})
 #: Submodule label of the TDX appraisal in EARs issued by attquic's verifier service.
@@ -69,6 +78,52 @@ TDX_SUBMODULE: Final = "tdx"
 MAX_TOKEN_SIZE: Final = 64 * 1024
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+#: Characters a profile may have to be written as a quoted media type parameter value.
+_QUOTABLE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+#: The media type of an EAT carried as a JWT (RFC 9782); its ``eat_profile`` parameter names
+#: the EAR profile.
+EAR_JWT_BASE_TYPE: Final = "application/eat+jwt"
+#: The passport CMW media type of a draft-ietf-rats-ear-03 EAR (what attquic sends).
+IETF_EAR_MEDIA_TYPE: Final = f'{EAR_JWT_BASE_TYPE}; eat_profile="{IETF_PROFILE}"'
+#: The passport CMW media type of a Veraison-profile EAR (attquic/1's; still accepted).
+VERAISON_EAR_MEDIA_TYPE: Final = f'{EAR_JWT_BASE_TYPE}; eat_profile="{VERAISON_PROFILE}"'
+
+
+def ear_media_type(profile: str) -> str:
+    """``application/eat+jwt; eat_profile="<profile>"`` (RFC 9782) for an EAR JWT."""
+    if not _QUOTABLE.fullmatch(profile):
+        raise ConfigurationError(f"EAR profile {profile!r} cannot be a media type parameter")
+    return f'{EAR_JWT_BASE_TYPE}; eat_profile="{profile}"'
+
+
+def _media_type_of(profile: str) -> str:
+    try:
+        return ear_media_type(profile)
+    except ConfigurationError:
+        raise EvidenceInvalid(f"EAR: profile {profile!r} cannot name a media type") from None
+
+
+def ear_profile_of_media_type(media_type: str) -> str | None:
+    """The ``eat_profile`` parameter of an ``application/eat+jwt`` media type, else None.
+
+    Type and parameter names are compared case-insensitively, whitespace around ``;`` and ``=``
+    is ignored and a quoted value is unquoted. The draft's section 5 writes
+    ``application/eat-jwt``; RFC 9782 registers ``application/eat+jwt``, and only that is an
+    EAR media type here.
+    """
+    base, *params = (part.strip() for part in media_type.split(";"))
+    if base.lower() != EAR_JWT_BASE_TYPE:
+        return None
+    for param in params:
+        name, sep, value = param.partition("=")
+        if not sep or name.strip().lower() != "eat_profile":
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -235,15 +290,39 @@ class EarVerifier:
             raise PolicyRejected(reasons)
         return appraisal.status, appraisal.trust_vector
 
+    def _check_nonce(self, claims: EarClaims, expected_nonce: bytes) -> None:
+        if claims.nonce is None or not hmac.compare_digest(claims.nonce, expected_nonce):
+            raise BindingMismatch("EAR eat_nonce does not match the expected nonce")
+        appraisal = claims.submods.get(self.submodule)
+        if (
+            appraisal is not None
+            and appraisal.nonce is not None
+            and not hmac.compare_digest(appraisal.nonce, expected_nonce)
+        ):
+            raise BindingMismatch(
+                f"EAR submod {self.submodule!r} eat_nonce does not match the expected nonce"
+            )
+
     # -- public ----------------------------------------------------------------------------
 
-    def decode(self, token: bytes | str, *, now: float) -> EarClaims:
-        """Steps 1-4: the claims of a validly signed, well-formed, current EAR."""
+    def decode(self, token: bytes | str, *, now: float, media_type: str | None = None) -> EarClaims:
+        """Steps 1-4: the claims of a validly signed, well-formed, current EAR.
+
+        ``media_type``: the type the token was labelled with, if any; its ``eat_profile``
+        must then be the token's.
+        """
         text = _token_text(token)
         self._check_header(text)
         claims = decode_claims(parse_claims_json(self._verified_payload(text)))
         if claims.profile not in self.expected_profiles:
             raise EvidenceInvalid(f"EAR: profile {claims.profile!r} is not accepted")
+        if media_type is not None:
+            labelled = ear_profile_of_media_type(media_type)
+            if labelled != claims.profile:
+                raise EvidenceInvalid(
+                    f"EAR: media type names profile {labelled!r}, the token's eat_profile "
+                    f"is {claims.profile!r}"
+                )
         self._check_time(claims, now)
         return claims
 
@@ -253,17 +332,20 @@ class EarVerifier:
         *,
         now: float,
         expected_nonce: bytes,
-        media_type: str = profile.EAR_JWT_MEDIA_TYPE,
+        media_type: str | None = None,
     ) -> EarAttestation:
-        """All checks; the accepted result, or EvidenceInvalid/BindingMismatch/PolicyRejected."""
-        claims = self.decode(token, now=now)
-        if claims.nonce is None or not hmac.compare_digest(claims.nonce, expected_nonce):
-            raise BindingMismatch("EAR eat_nonce does not match the expected nonce")
+        """All checks; the accepted result, or EvidenceInvalid/BindingMismatch/PolicyRejected.
+
+        ``media_type``: see :meth:`decode`; the result's ``media_type`` is it, or by default the
+        EAR media type of the token's profile.
+        """
+        claims = self.decode(token, now=now, media_type=media_type)
+        self._check_nonce(claims, expected_nonce)
         status, trust_vector = self._check_status(claims)
         raw = token.encode("ascii") if isinstance(token, str) else bytes(token)
         return EarAttestation(
             verified_at=now,
-            media_type=media_type,
+            media_type=media_type if media_type is not None else _media_type_of(claims.profile),
             token=raw,
             issuer=str(claims.verifier_id),
             claims=claims,

@@ -20,6 +20,10 @@ REPORTDATA mismatch    contraindicated; instance-identity 96 (not produced for t
 invalid evidence       contraindicated; instance-identity 97, hardware 97 (not recognised:
                        bad signature, chain, collateral or quote format)
 =====================  ===================================================================
+
+The two accepted outcomes also carry the appraisal's ``eat_nonce`` (draft-ietf-rats-ear-03):
+the session nonce, which the quote was just shown to commit to. The others do not, since the
+evidence was not shown to be fresh for it.
 """
 
 from __future__ import annotations
@@ -75,8 +79,10 @@ def policy_id_of(policy: AppraisalPolicy) -> str:
     return "policy:attquic/tdx/" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _appraisal(status: Status, policy_id: str, **vector: int) -> Appraisal:
-    return Appraisal(status, TrustVector(**vector), (policy_id,))
+def _appraisal(
+    status: Status, policy_id: str, nonce: bytes | None = None, **vector: int
+) -> Appraisal:
+    return Appraisal(status, TrustVector(**vector), (policy_id,), nonce=nonce)
 
 
 class TdxEvidenceAppraiser:
@@ -139,6 +145,7 @@ class TdxEvidenceAppraiser:
         return _appraisal(
             Status.AFFIRMING if up_to_date else Status.WARNING,
             pid,
+            nonce,
             instance_identity=2,
             hardware=2 if up_to_date else 32,
             executables=2,

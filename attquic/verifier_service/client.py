@@ -27,7 +27,9 @@ import httpx
 
 from attquic import profile
 from attquic.cmw import CMWRecord
-from attquic.errors import AttesterUnavailable, VerifierUnavailable
+from attquic.ear.claims import b64url_decode, parse_claims_json
+from attquic.ear.token import ACCEPTED_PROFILES, ear_media_type
+from attquic.errors import AttesterUnavailable, EvidenceInvalid, VerifierUnavailable
 from attquic.keyschedule import Binding
 from attquic.verifier_service.evidence import (
     ATTQUIC_TDX_EVIDENCE_MEDIA_TYPE,
@@ -257,8 +259,12 @@ class PassportAttester:
     ``attest(binding)``: quote with REPORTDATA = ``binding.report_data`` (layout v1), submitted
     as :data:`~attquic.verifier_service.evidence.ATTQUIC_TDX_EVIDENCE_MEDIA_TYPE` together with
     ``binding.aik_pub_hash`` on a session whose nonce is ``binding.binding``; the returned EAR
-    goes into ``CMWRecord(EAR_JWT_MEDIA_TYPE, ear, IND_ATTESTATION_RESULTS)``. A synchronous
-    ``get_quote`` runs in a worker thread (it may block on configfs-tsm).
+    goes into ``CMWRecord(media type, ear, IND_ATTESTATION_RESULTS)``, the media type naming the
+    EAR's own ``eat_profile`` (:data:`~attquic.ear.IETF_EAR_MEDIA_TYPE` for attquic's service,
+    :data:`~attquic.ear.VERAISON_EAR_MEDIA_TYPE` for a Veraison one). The attester does not
+    verify the EAR (the relying party does), but it refuses to present a result that is not an
+    EAR JWT of one of :data:`~attquic.ear.ACCEPTED_PROFILES`. A synchronous ``get_quote`` runs
+    in a worker thread (it may block on configfs-tsm).
     """
 
     def __init__(self, quote_source: QuoteSource, client: VerifierClient) -> None:
@@ -285,6 +291,21 @@ class PassportAttester:
             )
         except VerifierUnavailable as exc:
             raise AttesterUnavailable(f"no attestation result from the verifier: {exc}") from exc
-        return CMWRecord(
-            profile.EAR_JWT_MEDIA_TYPE, ear.encode("ascii"), profile.IND_ATTESTATION_RESULTS
-        )
+        media_type = ear_media_type(_ear_profile_of(ear))
+        return CMWRecord(media_type, ear.encode("ascii"), profile.IND_ATTESTATION_RESULTS)
+
+
+def _ear_profile_of(token: str) -> str:
+    """The ``eat_profile`` of an (unverified) EAR JWT from the verifier, if it is accepted."""
+    segments = token.split(".")
+    try:
+        if not token.isascii() or len(segments) != 3:
+            raise EvidenceInvalid("not a compact JWS")
+        claims = parse_claims_json(b64url_decode(segments[1], "JWS payload"))
+    except EvidenceInvalid as exc:
+        raise AttesterUnavailable(f"the verifier's result is not an EAR JWT: {exc}") from None
+    ear_profile = claims.get("eat_profile")
+    if ear_profile not in ACCEPTED_PROFILES:
+        raise AttesterUnavailable(f"the verifier issued an EAR with profile {ear_profile!r}")
+    assert isinstance(ear_profile, str)
+    return ear_profile

@@ -9,7 +9,7 @@ Endpoints (same paths, bodies and media types as Veraison's verification API):
   session JSON (``status`` "waiting", ``nonce``, ``expiry``, ``accept``).
 * ``POST /challenge-response/v1/session/<id>`` with the evidence as body and its media type as
   ``Content-Type``: synchronous appraisal, ``200`` with ``status`` "complete" and the EAR JWT
-  as ``result``.
+  as ``result`` (draft-ietf-rats-ear-03 by default, Veraison's profile if configured).
 * ``GET`` the session (``200``), ``DELETE`` it (``204``).
 
 Every error is an RFC 9457 ``application/problem+json`` body: malformed nonce or nonceSize,
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import re
 import secrets
@@ -38,7 +39,14 @@ from aiohttp import web
 from joserfc.jwk import ECKey
 
 import attquic
-from attquic.ear.claims import VERAISON_PROFILE, EarClaims, VerifierId, b64url_encode
+from attquic.ear.claims import (
+    IETF_PROFILE,
+    VERAISON_PROFILE,
+    Appraisal,
+    EarClaims,
+    VerifierId,
+    b64url_encode,
+)
 from attquic.ear.keys import public_jwk
 from attquic.ear.token import TDX_SUBMODULE, issue_ear
 from attquic.errors import ConfigurationError, VerifierUnavailable
@@ -67,6 +75,7 @@ SESSION_MEDIA_TYPE: Final = "application/vnd.veraison.challenge-response-session
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 
 _NONCE_MIN, _NONCE_MAX, _NONCE_DEFAULT = 8, 64, 32
+_ISSUABLE_PROFILES: Final = (IETF_PROFILE, VERAISON_PROFILE)
 _B64URL_NONCE = re.compile(r"[A-Za-z0-9_-]{11,86}={0,2}")
 
 
@@ -87,9 +96,16 @@ class VerifierServiceConfig:
     max_evidence_size: int = 64 * 1024
     max_sessions: int = 10_000
     submodule: str = TDX_SUBMODULE
+    ear_profile: str = IETF_PROFILE
+    """The profile of issued EARs: draft-ietf-rats-ear-03 (default) or, for relying parties
+    that only read Veraison's EARs, :data:`~attquic.ear.VERAISON_PROFILE`."""
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
+        if self.ear_profile not in _ISSUABLE_PROFILES:
+            raise ConfigurationError(
+                f"ear_profile must be one of {list(_ISSUABLE_PROFILES)}, not {self.ear_profile!r}"
+            )
         if not self.signing_key.is_private:
             raise ConfigurationError("the EAR signing key must be a private key")
         if self.session_ttl < 0 or self.ear_validity <= 0:
@@ -304,10 +320,13 @@ class _Handlers:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _issue(self, nonce: bytes, appraisal: Any) -> str:
+    def _issue(self, nonce: bytes, appraisal: Appraisal) -> str:
+        if self.config.ear_profile == VERAISON_PROFILE:
+            # Veraison's appraisals have no eat_profile/eat_nonce of their own.
+            appraisal = dataclasses.replace(appraisal, profile=None, nonce=None)
         iat = int(self.config.clock())
         claims = EarClaims(
-            profile=VERAISON_PROFILE,
+            profile=self.config.ear_profile,
             iat=iat,
             exp=iat + int(self.config.ear_validity),
             verifier_id=self.config.verifier_id,
