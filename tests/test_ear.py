@@ -66,7 +66,7 @@ def make_claims(
     nonce: bytes | None = NONCE,
     iat: int = NOW,
     exp: int | None = NOW + 300,
-    profile_: str = VERAISON_PROFILE,
+    profile_: str = IETF_PROFILE,
     submodule: str = "tdx",
 ) -> EarClaims:
     return EarClaims(
@@ -107,8 +107,25 @@ def test_issue_verify_round_trip() -> None:
     assert result.submodule == "tdx"
 
 
-def test_issued_token_uses_the_veraison_dialect() -> None:
+def test_issued_token_uses_the_draft03_dialect() -> None:
     token = issue_ear(make_claims(), KEY)
+    header_b64, payload_b64, _ = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
+    payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=="))
+    assert header == {"alg": "ES256", "typ": "JWT"}
+    assert payload["eat_profile"] == IETF_PROFILE == "tag:ietf.org,2026:rats/ear#03"
+    assert payload["ear_verifier_id"] == {"developer": "attquic tests", "build": "0.1"}
+    assert payload["submods"]["tdx"] == {
+        "ear_status": "affirming",
+        "ear_trustworthiness_vector": {"instance-identity": 2, "executables": 2, "hardware": 2},
+        "ear_appraisal_policy_ids": ["policy:attquic/test"],
+    }
+    assert payload["eat_nonce"] == b64url(NONCE)
+    assert not any(name.startswith("ear.") for name in payload)
+
+
+def test_issued_token_uses_the_veraison_dialect() -> None:
+    token = issue_ear(make_claims(profile_=VERAISON_PROFILE), KEY)
     header_b64, payload_b64, _ = token.split(".")
     header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
     payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=="))
@@ -137,7 +154,7 @@ def test_ietf_dialect_round_trip() -> None:
 
 def test_claims_decode_is_inverse_of_encode_for_both_dialects() -> None:
     """The profile decides the claim names; a mismatch is malformed."""
-    mixed = encode_claims(make_claims(), Dialect.IETF)
+    mixed = encode_claims(make_claims(profile_=VERAISON_PROFILE), Dialect.IETF)
     with pytest.raises(EvidenceInvalid):
         decode_claims(mixed)
     for profile_, dialect in ((VERAISON_PROFILE, Dialect.VERAISON), (IETF_PROFILE, Dialect.IETF)):
@@ -333,6 +350,10 @@ def test_wrong_profile_is_rejected() -> None:
         verifier().verify(token, now=NOW, expected_nonce=NONCE)
     with pytest.raises(EvidenceInvalid, match="profile"):
         verifier(expected_profile=IETF_PROFILE).verify(
+            issue_ear(make_claims(profile_=VERAISON_PROFILE), KEY), now=NOW, expected_nonce=NONCE
+        )
+    with pytest.raises(EvidenceInvalid, match="profile"):
+        verifier(expected_profile=VERAISON_PROFILE).verify(
             issue_ear(make_claims(), KEY), now=NOW, expected_nonce=NONCE
         )
 
@@ -356,33 +377,58 @@ def test_malformed_tokens_are_evidence_invalid(token: str) -> None:
         verifier().verify(token, now=NOW, expected_nonce=NONCE)
 
 
+_VERAISON_NAMES = {
+    "vid": "ear.verifier-id",
+    "status": "ear.status",
+    "tv": "ear.trustworthiness-vector",
+    "pid": "ear.appraisal-policy-id",
+    "pids": ["a"],
+}
+_IETF_NAMES = {
+    "vid": "ear_verifier_id",
+    "status": "ear_status",
+    "tv": "ear_trustworthiness_vector",
+    "pid": "ear_appraisal_policy_ids",
+    "pids": "a",
+}
+
+
+@pytest.mark.parametrize(
+    ("profile_", "n"), [(VERAISON_PROFILE, _VERAISON_NAMES), (IETF_PROFILE, _IETF_NAMES)]
+)
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda c: c.pop("eat_profile"),
-        lambda c: c.pop("iat"),
-        lambda c: c.update(iat=1.5),
-        lambda c: c.update(iat=True),
-        lambda c: c.update(exp="soon"),
-        lambda c: c.pop("ear.verifier-id"),
-        lambda c: c.update({"ear.verifier-id": {"developer": "x"}}),
-        lambda c: c.update(submods={}),
-        lambda c: c.update(submods=[]),
-        lambda c: c["submods"]["tdx"].pop("ear.status"),
-        lambda c: c["submods"]["tdx"].update({"ear.status": "great"}),
-        lambda c: c["submods"]["tdx"].update({"ear.status": 2}),
-        lambda c: c["submods"]["tdx"].update({"ear.trustworthiness-vector": {"hardware": 300}}),
-        lambda c: c["submods"]["tdx"].update({"ear.trustworthiness-vector": {"colour": 2}}),
-        lambda c: c["submods"]["tdx"].update({"ear.appraisal-policy-id": ["a"]}),
-        lambda c: c.update(eat_nonce="short"),
-        lambda c: c.update(eat_nonce="not base64!"),
-        lambda c: c.update(eat_nonce=["AAAAAAAAAAA"]),
-        lambda c: c.update(eat_nonce=b64url(bytes(65))),
+        lambda c, n: c.pop("eat_profile"),
+        lambda c, n: c.pop("iat"),
+        lambda c, n: c.update(iat=1.5),
+        lambda c, n: c.update(iat=True),
+        lambda c, n: c.update(exp="soon"),
+        lambda c, n: c.pop(n["vid"]),
+        lambda c, n: c.update({n["vid"]: {"developer": "x"}}),
+        lambda c, n: c.update({n["vid"]: {"developer": "x", "build": 1}}),
+        lambda c, n: c.update(submods={}),
+        lambda c, n: c.update(submods=[]),
+        lambda c, n: c["submods"].update(tdx="affirming"),
+        lambda c, n: c["submods"]["tdx"].pop(n["status"]),
+        lambda c, n: c["submods"]["tdx"].update({n["status"]: "great"}),
+        lambda c, n: c["submods"]["tdx"].update({n["status"]: 2}),
+        lambda c, n: c["submods"]["tdx"].update({n["tv"]: {"hardware": 300}}),
+        lambda c, n: c["submods"]["tdx"].update({n["tv"]: {"colour": 2}}),
+        lambda c, n: c["submods"]["tdx"].update({n["tv"]: [2]}),
+        lambda c, n: c["submods"]["tdx"].update({n["pid"]: n["pids"]}),
+        lambda c, n: c.update({n["status"]: "excellent"}),
+        lambda c, n: c.update(eat_nonce="short"),
+        lambda c, n: c.update(eat_nonce="not base64!"),
+        lambda c, n: c.update(eat_nonce=["AAAAAAAAAAA"]),
+        lambda c, n: c.update(eat_nonce=b64url(bytes(65))),
     ],
 )
-def test_malformed_claims_are_evidence_invalid(mutate: object) -> None:
-    claims = encode_claims(make_claims())
-    mutate(claims)  # type: ignore[operator]
+def test_malformed_claims_are_evidence_invalid(
+    profile_: str, n: dict[str, object], mutate: object
+) -> None:
+    claims = encode_claims(make_claims(profile_=profile_))
+    mutate(claims, n)  # type: ignore[operator]
     from joserfc import jws
 
     token = jws.serialize_compact(
@@ -417,11 +463,12 @@ def test_arbitrary_input_raises_only_evidence_invalid(token: bytes | str) -> Non
     )
 )
 def test_arbitrary_claims_json_raises_only_evidence_invalid(value: object) -> None:
-    claims = encode_claims(make_claims())
-    claims["submods"]["tdx"]["ear.trustworthiness-vector"] = value
-    claims["ear.verifier-id"] = value if isinstance(value, dict) else claims["ear.verifier-id"]
-    with contextlib.suppress(EvidenceInvalid):
-        decode_claims(claims)
+    for profile_, n in ((VERAISON_PROFILE, _VERAISON_NAMES), (IETF_PROFILE, _IETF_NAMES)):
+        claims = encode_claims(make_claims(profile_=profile_))
+        claims["submods"]["tdx"][n["tv"]] = value
+        claims[n["vid"]] = value if isinstance(value, dict) else claims[n["vid"]]
+        with contextlib.suppress(EvidenceInvalid):
+            decode_claims(claims)
 
 
 # --- configuration and keys ------------------------------------------------------------------
@@ -530,7 +577,7 @@ async def test_channel_verifier_rejects_non_ear_cmws(cmw: CMWRecord | CMWCollect
 
 
 def test_media_type_profile_parsing() -> None:
-    assert ear_profile_of_media_type(profile.EAR_JWT_MEDIA_TYPE) == VERAISON_PROFILE
+    assert ear_profile_of_media_type(profile.EAR_JWT_MEDIA_TYPE) == IETF_PROFILE
     assert ear_profile_of_media_type(f"Application/EAT+JWT ;EAT_PROFILE = {IETF_PROFILE}") == (
         IETF_PROFILE
     )

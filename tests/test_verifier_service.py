@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import warnings
 from collections.abc import AsyncIterator
@@ -20,6 +21,9 @@ from attquic import profile
 from attquic.attestation import Attester
 from attquic.cmw import CMWRecord
 from attquic.ear import (
+    IETF_EAR_MEDIA_TYPE,
+    IETF_PROFILE,
+    VERAISON_EAR_MEDIA_TYPE,
     VERAISON_PROFILE,
     Appraisal,
     EarChannelVerifier,
@@ -32,6 +36,7 @@ from attquic.errors import (
     AttesterUnavailable,
     BindingMismatch,
     CollateralError,
+    ConfigurationError,
     EvidenceInvalid,
     VerifierUnavailable,
 )
@@ -181,7 +186,7 @@ async def test_session_flow_issues_an_ear_for_the_nonce(service: Running) -> Non
 
     result = EarVerifier([KEY]).verify(done["result"], now=NOW, expected_nonce=NONCE)
     assert result.status is Status.AFFIRMING
-    assert result.claims.profile == VERAISON_PROFILE
+    assert result.claims.profile == IETF_PROFILE
     assert result.claims.exp == int(NOW) + 300
     assert result.claims.status is Status.AFFIRMING
     assert result.claims.submods["tdx"].policy_ids == ("policy:test",)
@@ -526,6 +531,7 @@ async def test_tdx_appraiser_affirms_a_good_quote(hierarchy: SimulatedTdxHierarc
         instance_identity=2, configuration=2, executables=2, hardware=2
     )
     assert appraisal.policy_ids == (appraiser.policy_id,)
+    assert appraisal.nonce == binding.binding  # the quote committed to it
     raw = hierarchy.quote(binding.binding + bytes(32))
     appraisal = await appraiser.appraise(
         profile.TDX_QUOTE_MEDIA_TYPE, raw, binding.binding, now=NOW
@@ -541,6 +547,7 @@ async def test_tdx_appraiser_binding_mismatch(hierarchy: SimulatedTdxHierarchy) 
     )
     assert appraisal.status is Status.CONTRAINDICATED
     assert appraisal.trust_vector == TrustVector(instance_identity=96)
+    assert appraisal.nonce is None  # the quote was not produced for this nonce
 
 
 @pytest.mark.anyio
@@ -572,6 +579,7 @@ async def test_tdx_appraiser_contraindicates_bad_evidence(
     )
     assert appraisal.status is Status.CONTRAINDICATED
     assert appraisal.trust_vector == vector
+    assert appraisal.nonce is None
 
 
 @pytest.mark.anyio
@@ -644,11 +652,13 @@ async def test_passport_attester_produces_an_ear_the_channel_verifier_accepts(
         assert isinstance(attester, Attester)
         cmw = await attester.attest(binding)
     assert isinstance(cmw, CMWRecord)
-    assert cmw.type == profile.EAR_JWT_MEDIA_TYPE
+    assert cmw.type == profile.EAR_JWT_MEDIA_TYPE == IETF_EAR_MEDIA_TYPE
     assert cmw.ind == profile.IND_ATTESTATION_RESULTS
     channel = EarChannelVerifier(EarVerifier([KEY]))
     result = await channel.verify(cmw, binding, now=NOW + 5)
     assert result.status is Status.AFFIRMING
+    assert result.claims.profile == IETF_PROFILE
+    assert result.claims.submods["tdx"].nonce == binding.binding
     assert result.issuer.startswith("attquic attquic-verifier")
     with pytest.raises(BindingMismatch):
         await channel.verify(cmw, _binding(), now=NOW + 5)
@@ -679,3 +689,112 @@ async def test_passport_attester_reports_an_unreachable_verifier(
         attester = PassportAttester(SimulatedTdxAttester(hierarchy), client)
         with pytest.raises(AttesterUnavailable):
             await attester.attest(_binding())
+
+
+# --- EAR profiles: draft-ietf-rats-ear-03 by default, Veraison's on request ---------------------
+
+
+def _payload(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+@pytest.mark.anyio
+async def test_service_issues_draft03_claim_names(service: Running) -> None:
+    url = await service.new_session()
+    response = await service.http.post(
+        url, content=b"q", headers={"Content-Type": profile.TDX_QUOTE_MEDIA_TYPE}
+    )
+    claims = _payload(response.json()["result"])
+    assert claims["eat_profile"] == "tag:ietf.org,2026:rats/ear#03"
+    assert set(claims) == {
+        "eat_profile", "iat", "exp", "ear_verifier_id", "submods", "ear_status", "eat_nonce"
+    }  # fmt: skip
+    assert claims["submods"]["tdx"]["ear_appraisal_policy_ids"] == ["policy:test"]
+    assert claims["submods"]["tdx"]["ear_status"] == "affirming"
+
+
+@pytest.mark.anyio
+async def test_service_configured_for_veraison_issues_the_veraison_profile(
+    hierarchy: SimulatedTdxHierarchy,
+) -> None:
+    config = VerifierServiceConfig(
+        signing_key=KEY,
+        appraiser=_appraiser(hierarchy),
+        clock=FakeClock(),
+        ear_profile=VERAISON_PROFILE,
+    )
+    binding = _binding()
+    async with VerifierService(config) as svc:
+        url = await svc.start("127.0.0.1", 0)
+        async with VerifierClient(url) as client:
+            cmw = await PassportAttester(SimulatedTdxAttester(hierarchy), client).attest(binding)
+    assert isinstance(cmw, CMWRecord)
+    assert cmw.type == VERAISON_EAR_MEDIA_TYPE
+    claims = _payload(cmw.value.decode())
+    assert claims["eat_profile"] == VERAISON_PROFILE
+    assert claims["submods"]["tdx"]["ear.status"] == "affirming"
+    assert "eat_nonce" not in claims["submods"]["tdx"]  # no such claim in Veraison's appraisal
+    result = await EarChannelVerifier(EarVerifier([KEY])).verify(cmw, binding, now=NOW)
+    assert result.claims.profile == VERAISON_PROFILE and result.media_type == cmw.type
+    # A relying party that accepts only -03 refuses it (the profile is part of its policy).
+    strict = EarChannelVerifier(EarVerifier([KEY], expected_profile=IETF_PROFILE))
+    with pytest.raises(EvidenceInvalid, match="profile"):
+        await strict.verify(cmw, binding, now=NOW)
+
+
+def test_service_refuses_an_unknown_ear_profile() -> None:
+    with pytest.raises(ConfigurationError, match="ear_profile"):
+        VerifierServiceConfig(
+            signing_key=KEY, appraiser=FakeAppraiser(), ear_profile="tag:example.com,2024:x"
+        )
+
+
+def _session_transport(result: str) -> httpx.MockTransport:
+    """A verifier that completes every session with ``result`` as the EAR."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        nonce = request.url.params.get("nonce", b64url(NONCE))
+        body = {"status": "waiting", "nonce": nonce, "expiry": "", "accept": []}
+        if request.method == "POST" and request.url.path == NEW_SESSION_PATH:
+            return httpx.Response(201, json=body, headers={"Location": "/s/1"})
+        if request.method == "POST":
+            return httpx.Response(200, json=dict(body, status="complete", result=result))
+        return httpx.Response(204)
+
+    return httpx.MockTransport(handle)
+
+
+def _unsigned_jwt(claims: object) -> str:
+    header = b64url(b'{"alg":"ES256"}')
+    return f"{header}.{b64url(json.dumps(claims).encode())}.{b64url(bytes(64))}"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        ("not a jwt", "not an EAR JWT"),
+        ("a.b", "not an EAR JWT"),
+        ("a.!!.c", "not an EAR JWT"),
+        ("é.e30.c", "not an EAR JWT"),
+        (_unsigned_jwt([1]), "not an EAR JWT"),
+        (_unsigned_jwt({"iat": 1}), "profile None"),
+        (_unsigned_jwt({"eat_profile": "tag:example.com,2024:x"}), "profile"),
+        (_unsigned_jwt({"eat_profile": 3}), "profile 3"),
+    ],
+)
+async def test_passport_attester_refuses_to_present_a_non_ear_result(
+    hierarchy: SimulatedTdxHierarchy, result: str, match: str
+) -> None:
+    """A verifier (or something posing as one) returns a result that is no EAR of an accepted
+    profile: the attester refuses (REFUSED on the wire) instead of mislabelling it."""
+    binding = Binding(hash_name="sha256", binding=NONCE, aik_pub_hash=os.urandom(32))
+    transport = _session_transport(result)
+    async with VerifierClient("http://verifier.invalid", transport=transport) as client:
+        attester = PassportAttester(SimulatedTdxAttester(hierarchy), client)
+        with pytest.raises(AttesterUnavailable, match=match):
+            await attester.attest(binding)
