@@ -57,7 +57,7 @@ from attquic.ea.messages import (
     signature_algorithms_extension,
 )
 from attquic.ear import (
-    VERAISON_PROFILE,
+    IETF_PROFILE,
     Appraisal,
     EarChannelVerifier,
     EarClaims,
@@ -259,7 +259,7 @@ class IssuingAttester:
     async def attest(self, binding: Binding) -> CMW:
         now = int(time.time())
         claims = EarClaims(
-            profile=VERAISON_PROFILE,
+            profile=IETF_PROFILE,
             iat=now,
             exp=now + 300,
             verifier_id=VerifierId("attack suite", "1"),

@@ -52,6 +52,8 @@ from attquic import CloseCode, profile
 from attquic.attestation import HardwareAttestation, IssuerAssertion
 from attquic.cmw import CMW, CMWRecord
 from attquic.ear import (
+    IETF_PROFILE,
+    VERAISON_EAR_MEDIA_TYPE,
     VERAISON_PROFILE,
     Appraisal,
     EarAttestation,
@@ -166,17 +168,27 @@ async def passport_attester(
 
 
 def good_claims(binding: Binding, now: float) -> EarClaims:
-    """The claims the service would issue for an accepted quote, bound to ``binding``."""
+    """The claims the service would issue for an accepted quote, bound to ``binding``
+    (draft-ietf-rats-ear-03, as the service issues them by default)."""
     vector = TrustVector(instance_identity=2, configuration=2, executables=2, hardware=2)
     return EarClaims(
-        profile=VERAISON_PROFILE,
+        profile=IETF_PROFILE,
         iat=int(now),
         exp=int(now) + 300,
         verifier_id=VerifierId("attquic-test", "local issuer"),
-        submods={"tdx": Appraisal(Status.AFFIRMING, vector, ("policy:test",))},
+        submods={
+            "tdx": Appraisal(Status.AFFIRMING, vector, ("policy:test",), nonce=binding.binding)
+        },
         status=Status.AFFIRMING,
         nonce=binding.binding,
     )
+
+
+def veraison_claims(binding: Binding, now: float) -> EarClaims:
+    """The same EAR in Veraison's profile (what attquic/1's service issued)."""
+    claims = good_claims(binding, now)
+    tdx = dataclasses.replace(claims.submods["tdx"], nonce=None)
+    return dataclasses.replace(claims, profile=VERAISON_PROFILE, submods={"tdx": tdx})
 
 
 ClaimsFor = Callable[[Binding, float], EarClaims]
@@ -213,22 +225,25 @@ def _truncated(token: str) -> str:
 
 class LocalEarAttester:
     """Issues the passport CMW without the service: ``claims_for(binding, now)`` signed with
-    ``key``, optionally edited after signing, as CMW record [EAR media type, JWT, ind 8]."""
+    ``key``, optionally edited after signing, as CMW record [media_type, JWT, ind 8]."""
 
     def __init__(
-        self, key: ECKey, claims_for: ClaimsFor = good_claims, edit: TokenEdit | None = None
+        self,
+        key: ECKey,
+        claims_for: ClaimsFor = good_claims,
+        edit: TokenEdit | None = None,
+        media_type: str = profile.EAR_JWT_MEDIA_TYPE,
     ) -> None:
         self.key = key
         self.claims_for = claims_for
         self.edit = edit
+        self.media_type = media_type
 
     async def attest(self, binding: Binding) -> CMW:
         token = issue_ear(self.claims_for(binding, time.time()), self.key)
         if self.edit is not None:
             token = self.edit(token)
-        return CMWRecord(
-            profile.EAR_JWT_MEDIA_TYPE, token.encode("ascii"), profile.IND_ATTESTATION_RESULTS
-        )
+        return CMWRecord(self.media_type, token.encode("ascii"), profile.IND_ATTESTATION_RESULTS)
 
 
 def _with(**changes: object) -> ClaimsFor:
@@ -245,6 +260,21 @@ def _expired(binding: Binding, now: float) -> EarClaims:
 
 def _other_nonce(binding: Binding, now: float) -> EarClaims:
     return dataclasses.replace(good_claims(binding, now), nonce=os.urandom(len(binding.binding)))
+
+
+def _submodule_nonce(binding: Binding, now: float) -> EarClaims:
+    """-03: the top-level eat_nonce is right, the appraisal's evidence nonce is another's."""
+    claims = good_claims(binding, now)
+    tdx = dataclasses.replace(claims.submods["tdx"], nonce=os.urandom(len(binding.binding)))
+    return dataclasses.replace(claims, submods={"tdx": tdx})
+
+
+def _status_above_vector(binding: Binding, now: float) -> EarClaims:
+    """-03: "affirming" over a vector that says the executables are contraindicated."""
+    claims = good_claims(binding, now)
+    vector = TrustVector(instance_identity=2, executables=96, hardware=2)
+    tdx = dataclasses.replace(claims.submods["tdx"], trust_vector=vector)
+    return dataclasses.replace(claims, submods={"tdx": tdx})
 
 
 def _submodule_status(status: Status) -> ClaimsFor:
@@ -284,6 +314,8 @@ def _assert_issuer_assertion(result: object, service_issued: bool) -> EarAttesta
     assert result.media_type == profile.EAR_JWT_MEDIA_TYPE
     assert result.status is Status.AFFIRMING and result.submodule == "tdx"
     if service_issued:
+        assert result.claims.profile == IETF_PROFILE
+        assert result.claims.submods["tdx"].nonce == result.claims.nonce
         assert result.issuer.startswith("attquic attquic-verifier")
         assert result.trust_vector is not None and result.trust_vector.hardware == 2
     return result
@@ -368,6 +400,30 @@ async def test_locally_issued_ear_under_the_trusted_key_is_accepted(
     assert app.received == [b"ok"]
 
 
+async def test_veraison_profile_ear_is_still_accepted(verifier_service: VerifierProcess) -> None:
+    """An attester whose verifier issues Veraison-profile EARs (attquic/1's service, a Veraison
+    deployment) presents them under the Veraison media type: still accepted."""
+    app = EchoApp()
+    attester = LocalEarAttester(
+        verifier_service.signing_key, veraison_claims, media_type=VERAISON_EAR_MEDIA_TYPE
+    )
+    async with (
+        running_server(attestation(attester=attester), app) as server,
+        attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        ) as connection,
+    ):
+        result = connection.peer_attestation
+        assert isinstance(result, EarAttestation) and result.status is Status.AFFIRMING
+        assert result.claims.profile == VERAISON_PROFILE
+        assert result.media_type == VERAISON_EAR_MEDIA_TYPE
+        assert await echo_once(connection, b"veraison") == b"veraison"
+    assert app.received == [b"veraison"]
+
+
 # --- bad EARs are rejected with the documented close code ----------------------------------
 
 ROGUE_KEY = generate_signing_key()
@@ -382,6 +438,7 @@ class BadEar:
     edit: TokenEdit | None = None
     key: ECKey | None = None
     """The signing key; None: the service's own, trusted key."""
+    media_type: str = profile.EAR_JWT_MEDIA_TYPE
 
 
 NOW = int(time.time())
@@ -407,13 +464,31 @@ BAD_EARS: dict[str, BadEar] = {
         _submodule_status(Status.CONTRAINDICATED), CloseCode.POLICY_REJECTED, "contraindicated"
     ),
     "warning": BadEar(_submodule_status(Status.WARNING), CloseCode.POLICY_REJECTED, "warning"),
+    # draft-ietf-rats-ear-03 specifics
+    "veraison-token-labelled-03": BadEar(
+        veraison_claims, CloseCode.EVIDENCE_INVALID, "media type names profile"
+    ),
+    "03-token-labelled-veraison": BadEar(
+        good_claims,
+        CloseCode.EVIDENCE_INVALID,
+        "media type names profile",
+        media_type=VERAISON_EAR_MEDIA_TYPE,
+    ),
+    "03-submod-nonce-of-another": BadEar(
+        _submodule_nonce, CloseCode.BINDING_MISMATCH, "submod 'tdx' eat_nonce"
+    ),
+    "03-status-above-its-vector": BadEar(
+        _status_above_vector, CloseCode.EVIDENCE_INVALID, "claims more trust"
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_EARS))
 async def test_bad_ear_is_rejected(verifier_service: VerifierProcess, case: str) -> None:
     bad = BAD_EARS[case]
-    attester = LocalEarAttester(bad.key or verifier_service.signing_key, bad.claims_for, bad.edit)
+    attester = LocalEarAttester(
+        bad.key or verifier_service.signing_key, bad.claims_for, bad.edit, bad.media_type
+    )
     closed = await _expect_rejection(attester, ear_verifier(verifier_service), bad.code)
     assert bad.reason in str(closed)
 
