@@ -296,17 +296,26 @@ class EarClaims:
     """``eat_nonce`` (bytes; base64url in JSON)."""
     raw_evidence: bytes | None = None
     extensions: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    spelling: Dialect | None = field(default=None, compare=False, repr=False)
+    """The claim names this claims-set was decoded from (for profiles other than the two
+    known ones, whose names decide); None: those of :attr:`profile`."""
 
     def __post_init__(self) -> None:
         if not self.submods:
             raise EvidenceInvalid("EAR: submods must not be empty")
         if self.nonce is not None and not _NONCE_MIN <= len(self.nonce) <= _NONCE_MAX:
             raise EvidenceInvalid(f"EAR: eat_nonce must be {_NONCE_MIN}..{_NONCE_MAX} bytes")
+        if self.raw_evidence == b"" and self.dialect is Dialect.IETF:
+            # -03's JSON binary-data is non-empty base64url text
+            raise EvidenceInvalid("EAR: ear_raw_evidence must not be empty")
         object.__setattr__(self, "submods", MappingProxyType(dict(self.submods)))
 
     @property
     def dialect(self) -> Dialect:
-        return Dialect.for_profile(self.profile)
+        """The claim names to write: those of the profile, or those it was decoded from."""
+        if self.profile in (IETF_PROFILE, VERAISON_PROFILE) or self.spelling is None:
+            return Dialect.for_profile(self.profile)
+        return self.spelling
 
 
 # --- JSON decoding -----------------------------------------------------------------------------
@@ -488,6 +497,7 @@ def decode_claims(claims: Mapping[str, Any]) -> EarClaims:
         nonce=nonce,
         raw_evidence=raw_evidence,
         extensions=MappingProxyType(extensions),
+        spelling=dialect,
     )
 
 
