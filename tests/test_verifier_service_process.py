@@ -24,7 +24,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attquic import profile
-from attquic.ear import EarChannelVerifier, EarVerifier, Status, load_public_key
+from attquic.cmw import CMWRecord
+from attquic.ear import (
+    IETF_EAR_MEDIA_TYPE,
+    IETF_PROFILE,
+    VERAISON_EAR_MEDIA_TYPE,
+    VERAISON_PROFILE,
+    EarChannelVerifier,
+    EarVerifier,
+    Status,
+    load_public_key,
+)
 from attquic.errors import BindingMismatch
 from attquic.keyschedule import Binding
 from attquic.tdx.simulated import SimulatedTdxAttester, SimulatedTdxHierarchy
@@ -181,6 +191,8 @@ async def test_full_session_flow_yields_an_ear_the_relying_party_accepts(
     assert result.status is Status.AFFIRMING
     assert result.trust_vector is not None and result.trust_vector.hardware == 2
     assert result.claims.nonce == binding.binding
+    assert isinstance(cmw, CMWRecord) and cmw.type == IETF_EAR_MEDIA_TYPE
+    assert result.claims.profile == IETF_PROFILE
     with pytest.raises(BindingMismatch):
         await verifier.verify(cmw, _binding(), now=time.time())
 
@@ -255,6 +267,26 @@ async def test_expired_session_is_404(expiring_service: ServiceProcess) -> None:
             url, content=b"x", headers={"Content-Type": profile.TDX_QUOTE_MEDIA_TYPE}
         )
         _assert_problem(response, 404)
+
+
+@pytest.mark.anyio
+async def test_ear_profile_veraison_flag(
+    service_files: Path, hierarchy: SimulatedTdxHierarchy
+) -> None:
+    """``--ear-profile veraison``: for relying parties that only read Veraison's EARs."""
+    key_file = service_files / "ear-key.pem"
+    args = [*_base_args(service_files), "--key", str(key_file), "--ear-profile", "veraison"]
+    running = _start(args, service_files / "stderr-veraison.txt", key_file.read_bytes())
+    try:
+        binding = _binding()
+        async with VerifierClient(running.url) as client:
+            cmw = await PassportAttester(SimulatedTdxAttester(hierarchy), client).attest(binding)
+        assert isinstance(cmw, CMWRecord) and cmw.type == VERAISON_EAR_MEDIA_TYPE
+        verifier = EarChannelVerifier(EarVerifier([key_file.read_bytes()]))
+        result = await verifier.verify(cmw, binding, now=time.time())
+        assert result.claims.profile == VERAISON_PROFILE and result.status is Status.AFFIRMING
+    finally:
+        assert running.stop() == 0
 
 
 def test_unusable_key_exits_2_with_one_line(service_files: Path) -> None:

@@ -8,7 +8,8 @@ free port (the printed URL has the real one).
 Collateral: ``--collateral FILE`` (dcap-qvl JSON, fixed), ``--pccs-url URL`` (a PCCS), or
 neither for the Intel PCS. ``--unsafe-root-ca FILE`` (DER or PEM) replaces the pinned Intel SGX
 root, for simulated TDX only. Without ``--key`` an ephemeral P-256 key is generated; relying
-parties then take it from the discovery endpoint.
+parties then take it from the discovery endpoint. EARs follow draft-ietf-rats-ear-03;
+``--ear-profile veraison`` issues Veraison's profile instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from attquic.ear.claims import IETF_PROFILE, VERAISON_PROFILE
 from attquic.ear.keys import generate_signing_key, load_private_key
 from attquic.errors import AttquicError
 from attquic.tdx.collateral import CollateralSource, FileCollateral, PccsCollateral
@@ -39,6 +41,8 @@ __all__ = ["build_config", "main", "register"]
 
 EXIT_OK = 0
 EXIT_UNUSABLE = 2
+
+_EAR_PROFILES = {"03": IETF_PROFILE, "veraison": VERAISON_PROFILE}
 
 
 class UnusableInput(Exception):
@@ -66,6 +70,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--ear-validity", type=float, default=300.0, help="EAR exp - iat (s)")
     serve.add_argument(
         "--max-evidence-size", type=int, default=64 * 1024, help="largest evidence body (bytes)"
+    )
+    serve.add_argument(
+        "--ear-profile",
+        choices=sorted(_EAR_PROFILES),
+        default="03",
+        help="EAR profile: draft-ietf-rats-ear-03 (default) or Veraison's",
     )
     serve.set_defaults(handler=serve_handler)
 
@@ -111,6 +121,7 @@ def build_config(args: argparse.Namespace) -> VerifierServiceConfig:
             session_ttl=args.session_ttl,
             ear_validity=args.ear_validity,
             max_evidence_size=args.max_evidence_size,
+            ear_profile=_EAR_PROFILES[args.ear_profile],
         )
     except (AttquicError, ValueError) as exc:
         raise UnusableInput(str(exc)) from None
