@@ -61,12 +61,12 @@ BINDING_EXPORTER_LENGTH: Final = 32
 TDX_QUOTE_MEDIA_TYPE: Final = (
     'application/tdx-quote; version=1.0; profile="https://trustedcomputinggroup.org/tdx/v1"'
 )
-#: Passport model: an EAR JWT.
 #: EAR profiles (``eat_profile``): draft-ietf-rats-ear -03, and Veraison's earlier one.
 EAR_03_PROFILE: Final = "tag:ietf.org,2026:rats/ear#03"
 VERAISON_EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 #: The passport result attquic/2 sends: an EAR -03 JWT.
 EAR_03_JWT_MEDIA_TYPE: Final = f'application/eat+jwt; eat_profile="{EAR_03_PROFILE}"'
+#: Passport model: an EAR JWT (-03; attquic.ear also reads Veraison's profile).
 EAR_JWT_MEDIA_TYPE: Final = EAR_03_JWT_MEDIA_TYPE
 
 #: CMW ``ind`` bits.

@@ -21,6 +21,7 @@ from joserfc.jwk import ECKey
 from attquic import profile
 from attquic.cmw import CMWRecord
 from attquic.ear import (
+    ACCEPTED_PROFILES,
     IETF_EAR_MEDIA_TYPE,
     IETF_PROFILE,
     VERAISON_EAR_MEDIA_TYPE,
@@ -422,6 +423,10 @@ def test_media_type_must_name_the_tokens_profile(media_type: str) -> None:
 
 def test_media_type_constants() -> None:
     assert profile.EAR_JWT_MEDIA_TYPE == IETF_EAR_MEDIA_TYPE
+    # the wire profile object names the same EAR profile, media type and accepted profiles
+    assert profile.ATTQUIC_2.ear_profile == IETF_PROFILE
+    assert profile.ATTQUIC_2.passport_media_type == IETF_EAR_MEDIA_TYPE
+    assert profile.ATTQUIC_2.accepted_ear_profiles == set(ACCEPTED_PROFILES)
     assert IETF_EAR_MEDIA_TYPE == 'application/eat+jwt; eat_profile="tag:ietf.org,2026:rats/ear#03"'
     assert VERAISON_EAR_MEDIA_TYPE == (
         'application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"'
