@@ -12,17 +12,19 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-"""/work/shared (test vectors and TDX samples), used for seeds when present."""
+TEST_DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+"""The repository's test data (vectors and real TDX samples, see tests/data/README.md)."""
 
 
-def shared_files(*patterns: str) -> list[bytes]:
-    """Contents of files under the shared directory matching ``patterns`` (empty if absent)."""
+def data_files(*patterns: str) -> list[bytes]:
+    """Contents of the files under tests/data matching ``patterns``; a pattern matching nothing
+    is an error (the seeds would silently shrink)."""
     found: list[bytes] = []
-    if not SHARED.is_dir():
-        return found
     for pattern in patterns:
-        found.extend(path.read_bytes() for path in sorted(SHARED.glob(pattern)) if path.is_file())
+        paths = [path for path in sorted(TEST_DATA.glob(pattern)) if path.is_file()]
+        if not paths:
+            raise FileNotFoundError(f"no test data matches {TEST_DATA / pattern}")
+        found.extend(path.read_bytes() for path in paths)
     return found
 
 

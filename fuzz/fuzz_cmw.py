@@ -15,7 +15,7 @@ with atheris.instrument_imports(include=["attquic"]):
     from attquic.cmw import CMWRecord, decode, encode_cbor, encode_json
     from attquic.errors import CMWError
 
-from _common import shared_files
+from _common import data_files
 
 TARGET = "attquic.cmw.decode"
 
@@ -34,7 +34,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds() -> Iterator[bytes]:
-    yield from shared_files("vectors/cmw/**/*.cbor", "vectors/cmw/**/*.json")
+    yield from data_files("vectors/cmw/**/*.cbor", "vectors/cmw/**/*.json")
     record = CMWRecord("application/vnd.attquic.tdx-quote", b"\x04\x00" + bytes(30), ind=4)
     yield encode_cbor(record)
     yield encode_json(record)

@@ -20,7 +20,7 @@ with atheris.instrument_imports(include=["attquic"]):
     from attquic.ear.token import EarVerifier
     from attquic.errors import AttquicError
 
-from _common import shared_files
+from _common import data_files
 from joserfc import jws
 
 TARGET = "attquic.ear (claims JSON, JWS front end, EarVerifier.verify)"
@@ -55,10 +55,10 @@ def seeds() -> Iterator[bytes]:
     for path in sorted(_DRAFT03.glob("*.diag")):
         yield b"\x00" + path.read_bytes()
         yield b"\x02" + path.read_bytes()
-    for raw in shared_files("vectors/ear/**/*claims*.json"):
+    for raw in data_files("vectors/ear/**/*claims*.json"):
         yield b"\x00" + raw
         yield b"\x02" + raw
-    for raw in shared_files("vectors/ear/tokens.json"):
+    for raw in data_files("vectors/ear/tokens.json"):
         for value in _strings(json.loads(raw)):
             if value.count(".") == 2:
                 yield b"\x01" + value.encode()

@@ -15,7 +15,7 @@ with atheris.instrument_imports(include=["attquic"]):
     from attquic.errors import QuoteFormatError
     from attquic.tdx.quote import parse_quote
 
-from _common import shared_files
+from _common import data_files
 
 TARGET = "attquic.tdx.quote.parse_quote"
 
@@ -34,7 +34,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds() -> Iterator[bytes]:
-    yield from shared_files("tdx-samples/**/*.dat", "tdx-samples/phala-dcap-qvl/tdx_quote*")
+    yield from data_files("tdx-samples/**/*.dat", "tdx-samples/phala-dcap-qvl/tdx_quote*")
     import warnings
 
     from attquic.tdx.simulated import SimulatedTdxHierarchy, SimulatedTdxWarning

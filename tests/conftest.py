@@ -1,30 +1,21 @@
-"""Shared fixtures: paths to ../shared test data (skip cleanly when absent)."""
+"""Shared fixtures: paths to the test data in tests/data (never skipped: see data_paths.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+from data_paths import TDX_SAMPLES, VECTORS
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared test data is absent")
-    return SHARED
+def vectors_dir() -> Path:
+    return VECTORS
 
 
 @pytest.fixture(scope="session")
-def vectors_dir(shared_dir: Path) -> Path:
-    return shared_dir / "vectors"
-
-
-@pytest.fixture(scope="session")
-def tdx_samples_dir(shared_dir: Path) -> Path:
-    return shared_dir / "tdx-samples"
+def tdx_samples_dir() -> Path:
+    return TDX_SAMPLES
 
 
 @pytest.fixture

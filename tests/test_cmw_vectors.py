@@ -1,4 +1,4 @@
-"""Every CMW vector in ../shared/vectors/cmw: Veraison's test data, inline vectors, the draft's
+"""Every CMW vector in tests/data/vectors/cmw: Veraison's test data, inline vectors, the draft's
 examples, the id-pe-cmw certificates and the signed-cbor-cmw payloads."""
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from typing import Any, Literal
 import cbor2
 import pytest
 from cryptography import x509
+from data_paths import VECTORS
 
 from attquic import cmw
 
-_CMW_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "cmw"
+_CMW_DIR = VECTORS / "cmw"
 
 
 def _load(name: str) -> Any:
-    path = _CMW_DIR / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads((_CMW_DIR / name).read_text())
 
 
-_INLINE: list[dict[str, Any]] = _load("inline.json") or []
-_SIGNED: dict[str, Any] = _load("signed-cbor-cmw.json") or {"vectors": []}
+_INLINE: list[dict[str, Any]] = _load("inline.json")
+_SIGNED: dict[str, Any] = _load("signed-cbor-cmw.json")
 
 
 def _entries(*forms: str, valid: bool | None = None) -> list[Any]:

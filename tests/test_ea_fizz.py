@@ -1,4 +1,4 @@
-"""Replay Fizz's RFC 9261 vectors (../shared/vectors/ea/fizz.json) byte for byte.
+"""Replay Fizz's RFC 9261 vectors (tests/data/vectors/ea/fizz.json) byte for byte.
 
 Fizz deviations handled here (see the vector file's notes):
 * its request is the bare CertificateRequest body (no 4-byte header), and that body is what its

@@ -1,4 +1,4 @@
-"""The published EAR examples in ../shared/vectors/ear verify, or are rejected, as documented."""
+"""The published EAR examples in tests/data/vectors/ear verify, or are rejected, as documented."""
 
 from __future__ import annotations
 

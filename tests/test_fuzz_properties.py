@@ -17,9 +17,9 @@ import secrets
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from data_paths import TDX_SAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -265,17 +265,13 @@ def test_ear_tokens_raise_only_project_errors(token: bytes) -> None:
 
 # --- TDX quote lazy parts -------------------------------------------------------------------------
 
-_SAMPLE = (
-    Path(__file__).resolve().parents[2] / "shared/tdx-samples/go-tdx-guest/cos-113-tdx-quote.dat"
-)
+_SAMPLE = TDX_SAMPLES / "go-tdx-guest/cos-113-tdx-quote.dat"
 
 
 @SETTINGS
 @given(st.data())
 def test_mutated_certification_data_raises_only_quote_format_errors(data: st.DataObject) -> None:
     """Flip bytes in the signature data (QE report, PEM chain) and read every lazy part."""
-    if not _SAMPLE.is_file():
-        pytest.skip("shared TDX samples absent")
     quote = bytearray(_SAMPLE.read_bytes())
     start = 632  # after the v4 header and TD report: the signature data
     for _ in range(data.draw(st.integers(1, 6))):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -185,10 +184,6 @@ def test_verify_unusable_inputs(s: Path, tmp_path: Path) -> None:
     assert run(argv) == 2
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("attquic._cli.quote_simulate") is None,
-    reason="attquic._cli.quote_simulate not written yet",
-)
 def test_registered_in_the_attquic_command(s: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from attquic._cli import main
 

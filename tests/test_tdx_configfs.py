@@ -110,8 +110,7 @@ def test_each_request_uses_a_fresh_entry(tsm_root: Path, kernel: FakeTsmKernel) 
 
 @pytest.mark.anyio
 async def test_attest_wraps_quote_in_cmw(tsm_root: Path, kernel: FakeTsmKernel) -> None:
-    cmw = pytest.importorskip("attquic.cmw")
-    from attquic import profile
+    from attquic import cmw, profile
     from attquic.keyschedule import Binding
 
     binding = Binding(hash_name="sha256", binding=bytes(32), aik_pub_hash=bytes(32))

@@ -214,7 +214,7 @@ def test_intel_root_is_pinned() -> None:
     )
 
 
-def test_intel_root_matches_shared_copy(tdx_samples_dir: Path) -> None:
+def test_intel_root_matches_the_sample_copy(tdx_samples_dir: Path) -> None:
     assert (
         intel_sgx_root_ca_der()
         == (tdx_samples_dir / "intel-root/Intel_SGX_Root_CA.der").read_bytes()

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from data_paths import TDX_SAMPLES
 from structlog.testing import capture_logs
 
 from attquic.errors import BindingMismatch, EvidenceInvalid, PolicyRejected, QuoteFormatError
@@ -200,12 +201,8 @@ def _p1_offsets(p1: bytes) -> dict[str, list[int]]:
 
 
 def _all_offsets() -> list[tuple[str, int]]:
-    path = Path(__file__).resolve().parent.parent.parent / "shared/tdx-samples" / P1_QUOTE
-    if not path.is_file():
-        return [("absent", 0)]
-    return [
-        (region, off) for region, offs in _p1_offsets(path.read_bytes()).items() for off in offs
-    ]
+    quote = (TDX_SAMPLES / P1_QUOTE).read_bytes()
+    return [(region, off) for region, offs in _p1_offsets(quote).items() for off in offs]
 
 
 def _mutate(data: bytes, offset: int) -> bytes:
@@ -220,8 +217,6 @@ def _mutate(data: bytes, offset: int) -> bytes:
 def test_one_byte_change_is_rejected(
     p1: bytes, p1_collateral: Collateral, region: str, offset: int
 ) -> None:
-    if region == "absent":
-        pytest.skip("../shared is absent")
     assert check_quote(p1, p1_collateral, now=P1_NOW).accepted
     tampered = _mutate(p1[:4936], offset)
     assert tampered != p1[:4936]
