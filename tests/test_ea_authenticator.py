@@ -28,6 +28,7 @@ from attquic.ea.authenticator import (
     build_authenticator,
     build_empty_authenticator,
     certificate_verify_content,
+    check_authenticator,
     finished_verify_data,
 )
 from attquic.ea.identity import SigningIdentity, from_pem, generate_self_signed, spki_der
@@ -577,6 +578,41 @@ def test_context_mismatch(identities: dict[str, SigningIdentity]) -> None:
     with pytest.raises(ContextMismatch):
         conn.client.validate(data)
     assert len(conn.client.outstanding) == 2
+
+
+def test_check_authenticator_rejects_a_signed_authenticator_for_another_context(
+    identities: dict[str, SigningIdentity],
+) -> None:
+    """check_authenticator (public, stateless) is given the request; a peer holding this
+    connection's keys signs and MACs over that request's exact bytes but puts another context in
+    its Certificate. Signature and Finished are valid: only the context comparison catches it,
+    whether the expected context comes from the request or is passed explicitly."""
+    conn = connect()
+    request = conn.client.request()
+    keys = conn.keys(Role.SERVER)
+    offered, request_bytes = request, request.encode()
+
+    def check(data: bytes, request: AuthenticatorRequest | None, expected: bytes | None) -> None:
+        check_authenticator(
+            data,
+            keys=keys,
+            request=request,
+            request_bytes=request_bytes,
+            offered_extensions=offered.extension_types,
+            offered_schemes=offered.signature_schemes,
+            expected_context=expected,
+        )
+
+    last_bit = request.context[:-1] + bytes([request.context[-1] ^ 1])
+    for context in (bytes(byte ^ 0xFF for byte in request.context), last_bit):
+        data = build_authenticator(
+            keys, request.encode(), context, identities["p256"], ECDSA_SECP256R1_SHA256
+        )
+        with pytest.raises(ContextMismatch):
+            check(data, request, None)
+        with pytest.raises(ContextMismatch):
+            check(data, None, request.context)
+        check(data, None, context)  # the same bytes pass under their own context
 
 
 def test_context_reused(answered: tuple[Connection, AuthenticatorRequest, bytes]) -> None:
