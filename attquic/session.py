@@ -108,7 +108,6 @@ class _OurRequest:
     request: AuthenticatorRequest
     deadline: float
     initial: bool
-    verifying: bool = False
 
 
 @dataclass
@@ -415,9 +414,10 @@ class AttestationSession:
 
     def _handle_authenticator(self, data: bytes, now: float) -> None:
         assert self._ea is not None and self._exporter is not None
+        # validate() consumes the request: a second authenticator for it, even while the first
+        # is being verified, raises ContextReused there, before anything else happens.
         validated: ValidatedAuthenticator = self._ea.validate(data)
-        pending = self._pending.ours.get(validated.context)
-        if pending is None or pending.verifying:
+        if validated.context not in self._pending.ours:
             raise ProtocolViolation("authenticator for a request that is not outstanding")
         cmw = expat.extract(
             validated.certificate, offered=True, codepoint=self._config.cmw_extension
@@ -425,7 +425,6 @@ class AttestationSession:
         if cmw is None:
             # expat -04 §3.1: the attester MAY omit it; §3.3: the relying party MAY reject
             raise RefusedAuthenticator("a valid authenticator without cmw_attestation")
-        pending.verifying = True
         binding = Binding.compute(
             self._exporter,
             validated.context,

@@ -14,6 +14,7 @@ from attquic import frames, profile
 from attquic.attestation import AttestationResult, HardwareAttestation
 from attquic.cmw import CMW, CMWRecord
 from attquic.ea.identity import SigningIdentity, generate_self_signed
+from attquic.ea.messages import AuthenticatorRequest
 from attquic.errors import BindingMismatch, CloseCode, PolicyRejected
 from attquic.events import (
     CloseConnection,
@@ -254,6 +255,69 @@ def test_result_for_unanswered_request_is_rejected() -> None:
     server.session.receive_control_data(bogus, False, 0.1)
     server.drain(0.1)
     assert server.closed is not None and server.closed.code is CloseCode.PROTOCOL_VIOLATION
+
+
+def _frames(data: list[bytes]) -> list[frames.Frame]:
+    decoder = frames.FrameDecoder(profile.DEFAULT_MAX_FRAME_SIZE)
+    return [frame for chunk in data for frame in decoder.feed(chunk)]
+
+
+def _events(side: Side) -> list[object]:
+    """Take the session's events without carrying any of them out."""
+    events: list[object] = []
+    while (event := side.session.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+def test_result_for_a_request_not_yet_answered_is_rejected() -> None:
+    """The client's request exists and the server is producing its evidence; a RESULT for that
+    very context, before the server answered, must not count as acceptance (it would open the
+    server's gate with no authenticator ever sent)."""
+    client, server = pair()
+    client.drain(0.0)
+    (request_frame,) = [
+        f for f in _frames(client.outbox) if isinstance(f, frames.AuthenticatorRequestFrame)
+    ]
+    context = AuthenticatorRequest.decode(request_frame.request).context
+    for data in client.outbox:
+        server.session.receive_control_data(data, False, 0.0)
+    pending = _events(server)  # the evidence is not ready: nothing is answered
+    assert [e.context for e in pending if isinstance(e, EvidenceNeeded)] == [context]
+    result = frames.encode_frame(frames.ResultFrame(context))
+    server.session.receive_control_data(result, False, 0.1)
+    events = _events(server)
+    assert not any(isinstance(e, GateOpened) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.PROTOCOL_VIOLATION
+    assert not server.session.gate_open
+
+
+def test_second_authenticator_while_the_first_is_verified_closes() -> None:
+    """The same authenticator twice, the second arriving while the first is still being
+    verified: one verification only, the connection closes, and the first verification's
+    success afterwards opens nothing."""
+    client, server = pair()
+    client.drain(0.0)
+    for data in client.outbox:
+        server.session.receive_control_data(data, False, 0.0)
+    server.drain(0.0)  # SETUP and the authenticator
+    for data in server.outbox:
+        client.session.receive_control_data(data, False, 0.1)
+    (verification,) = [e for e in _events(client) if isinstance(e, VerificationNeeded)]
+    (authenticator,) = [
+        frames.encode_frame(f)
+        for f in _frames(server.outbox)
+        if isinstance(f, frames.AuthenticatorFrame)
+    ]
+    client.session.receive_control_data(authenticator, False, 0.2)
+    events = _events(client)
+    assert not any(isinstance(e, VerificationNeeded) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.PROTOCOL_VIOLATION
+    result = check_fake_evidence(verification.cmw, verification.binding, 0.3)
+    client.session.verification_succeeded(verification.context, result, 0.3)
+    assert _events(client) == [] and not client.session.gate_open
 
 
 def test_closing_the_control_stream_is_a_protocol_violation() -> None:
