@@ -33,6 +33,7 @@ from attack_helpers import (
 from channel_helpers import (
     EchoApp,
     RecordingAttester,
+    StallingAttester,
     attestation,
     client_tls,
     default_attester,
@@ -581,6 +582,26 @@ async def test_forged_result_does_not_open_the_gate() -> None:
         stream_id = peer.next_stream_id()
         peer.send_stream(stream_id, b"early request", end_stream=True)
         peer.send_control(frames.ResultFrame(secrets.token_bytes(32)))
+        await server_rejects(peer, app, CloseCode.PROTOCOL_VIOLATION)
+        assert stream_id not in peer.inbox.stream_data
+
+
+async def test_result_before_the_attester_answered() -> None:
+    """A client asks for the server's attestation and, in the same write, claims to have
+    accepted the answer the server has not sent yet (its attester is still working), with early
+    application data waiting behind the gate. The request exists: only "not yet answered" tells
+    this RESULT from a genuine one."""
+    app = EchoApp()
+    server_config = attestation(attester=StallingAttester(), attestation_timeout=5.0)
+    async with running_server(server_config, app) as server, hostile_client(server.port) as peer:
+        await open_as_requester(peer)
+        stream_id = peer.next_stream_id()
+        peer.send_stream(stream_id, b"early request", end_stream=True)
+        request = client_request(peer)
+        peer.send_control(
+            frames.encode_frame(frames.AuthenticatorRequestFrame(request.encode()))
+            + frames.encode_frame(frames.ResultFrame(request.context))
+        )
         await server_rejects(peer, app, CloseCode.PROTOCOL_VIOLATION)
         assert stream_id not in peer.inbox.stream_data
 
