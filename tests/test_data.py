@@ -14,8 +14,8 @@ from data_paths import DATA, TDX_SAMPLES, VECTORS
 
 _README = DATA / "README.md"
 _FOLDERS = "|".join(sorted(re.escape(path.name) for path in DATA.iterdir() if path.is_dir()))
-_LISTED = re.compile(rf"`((?:{_FOLDERS})/[^`]*)`")
-"""A data path in the README: one under a folder of tests/data."""
+_LISTED = re.compile(rf"`((?:{_FOLDERS})/[^`]*|[^`/\s]+\.json)`")
+"""A data path in the README: one under a folder of tests/data, or a JSON file at the top."""
 
 
 def _listed() -> set[str]:
