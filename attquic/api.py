@@ -136,6 +136,7 @@ async def serve(
     if configuration.is_client:
         raise ConfigurationError("serve() needs a server QuicConfiguration (is_client=False)")
     quic_configuration = _attested_quic_configuration(configuration)
+    attestation = attestation.for_endpoint(quic_configuration)
     tasks: set[asyncio.Task[None]] = set()
 
     async def run_handler(protocol: AttestedQuicProtocol) -> None:
@@ -186,6 +187,7 @@ async def connect(
     if not configuration.is_client:
         raise ConfigurationError("connect() needs a client QuicConfiguration (is_client=True)")
     quic_configuration = _attested_quic_configuration(configuration)
+    attestation = attestation.for_endpoint(quic_configuration)
     create_protocol: Any = functools.partial(AttestedQuicProtocol, attestation=attestation)
     async with quic_connect(
         host,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aioquic.quic.configuration import QuicConfiguration
+
 from attquic import profile
 from attquic.attestation import Attester, Verifier
 from attquic.ea.identity import SigningIdentity, generate_self_signed
+from attquic.ea.schemes import PrivateKey
 from attquic.errors import ConfigurationError
+from attquic.pkix import TrustStore, warn_evidence_only_identity
 from attquic.profile import ATTQUIC_2, WireProfile
 
 __all__ = ["AttestationConfiguration"]
@@ -30,9 +36,20 @@ class AttestationConfiguration:
     attester: Attester | None = None
     verifier: Verifier | None = None
     identity: SigningIdentity | None = None
-    """The authenticator's key and certificate. Default (when attesting): a P-256 key and
-    self-signed certificate generated here, once per configuration. The key is trusted because
-    the evidence commits to its hash, not through a certificate chain."""
+    """The authenticator's key and certificate chain (attester side). Default: this endpoint's
+    TLS certificate and key (identity (a) of :mod:`attquic.pkix`), taken from the
+    ``QuicConfiguration`` by :func:`attquic.serve` / :func:`attquic.connect`. An endpoint
+    without one (a client, usually) gets an ephemeral self-signed key, generated once per
+    configuration, which a relying party accepts only if it opted in to identity (c). Give a
+    client a certificate from a CA the server trusts (identity (b)) instead."""
+    trust_store: TrustStore | None = None
+    """Relying party: roots that may issue the peer's authenticator certificate when it is not
+    the certificate TLS verified in the handshake (identity (b)); validated by
+    ``cryptography``'s X.509 verification at :attr:`clock` time."""
+    accept_evidence_only_identity: bool = False
+    """Relying party: also accept an authenticator certificate that no X.509 validation
+    vouches for, trusted only because the evidence commits to its key (identity (c)). A
+    **deviation from draft-fossati-seat-expat -04 §3.3**; warns once per process."""
     attestation_timeout: float = profile.DEFAULT_ATTESTATION_TIMEOUT
     """Seconds the peer has to complete each attestation exchange (initial and later ones)."""
     early_data_limit: int = profile.DEFAULT_EARLY_DATA_LIMIT
@@ -91,8 +108,44 @@ class AttestationConfiguration:
         object.__setattr__(self, "cmw_extension", self.profile.cmw_extension)
         if self.attest_after_peer_verified and (self.attester is None or self.verifier is None):
             raise ConfigurationError("attest_after_peer_verified needs mutual attestation")
-        if self.attester is not None and self.identity is None:
-            object.__setattr__(self, "identity", generate_self_signed("p256"))
+        if self.identity is not None and not isinstance(self.identity, SigningIdentity):
+            raise ConfigurationError("identity must be an attquic.ea.identity.SigningIdentity")
+        if self.trust_store is not None and not isinstance(self.trust_store, TrustStore):
+            raise ConfigurationError("trust_store must be an attquic.pkix.TrustStore")
+        if (self.trust_store is not None or self.accept_evidence_only_identity) and (
+            self.verifier is None
+        ):
+            raise ConfigurationError(
+                "trust_store and accept_evidence_only_identity concern the peer's "
+                "authenticator: they need a verifier"
+            )
+        if self.accept_evidence_only_identity:
+            warn_evidence_only_identity()
+
+    def for_endpoint(self, quic: QuicConfiguration) -> AttestationConfiguration:
+        """This configuration with its authenticator identity resolved for ``quic``.
+
+        An attesting side without :attr:`identity` uses the TLS certificate and key of ``quic``
+        if it has them, else :attr:`ephemeral_identity`. Returns ``self`` when nothing changes.
+        """
+        if self.attester is None or self.identity is not None:
+            return self
+        certificate, key = quic.certificate, quic.private_key
+        if certificate is not None and key is not None:
+            if not isinstance(key, PrivateKey):
+                raise ConfigurationError(
+                    f"the TLS private key ({type(key).__name__}) cannot sign an authenticator; "
+                    "set AttestationConfiguration.identity"
+                )
+            identity = SigningIdentity(key, (certificate, *quic.certificate_chain))
+        else:
+            identity = self.ephemeral_identity
+        return dataclasses.replace(self, identity=identity)
+
+    @functools.cached_property
+    def ephemeral_identity(self) -> SigningIdentity:
+        """A self-signed P-256 identity generated once per configuration (identity (c))."""
+        return generate_self_signed("p256")
 
     @property
     def attests(self) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "BufferOverflow",
     "CMWError",
     "CannotAuthenticate",
+    "CertificateRejected",
     "CloseCode",
     "CollateralError",
     "ConfigurationError",
@@ -83,6 +84,9 @@ class CloseCode(enum.IntEnum):
     """The peer sent more application data before attestation than the bound allows."""
     INTERNAL_ERROR = 0x1A8
     """This side could not produce evidence or hit an internal failure."""
+    CERTIFICATE_REJECTED = 0x1A9
+    """The authenticator's certificate failed X.509 validation (expat -04 §3.3): not the
+    certificate TLS verified, no chain to the trust store, expired, wrong key usage."""
 
 
 class AttquicError(Exception):
@@ -235,6 +239,13 @@ class RefusedAuthenticator(AuthenticatorError):
     """The peer sent the empty authenticator: it refuses to authenticate."""
 
     close_code = CloseCode.REFUSED
+
+
+class CertificateRejected(AuthenticatorError):
+    """The authenticator's certificate is not accepted by X.509 validation (RFC 9261 §5.2.4 step
+    "validate the chain", expat -04 §3.3); see :mod:`attquic.pkix`."""
+
+    close_code = CloseCode.CERTIFICATE_REJECTED
 
 
 # Attestation (evidence and results).

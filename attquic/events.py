@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from attquic.attestation import AttestationResult
 from attquic.cmw import CMW
 from attquic.errors import CloseCode
@@ -43,12 +45,15 @@ class EvidenceNeeded:
 
 @dataclass(frozen=True)
 class VerificationNeeded:
-    """The peer answered our request: run the verifier, then call
+    """The peer answered our request: validate the authenticator's certificate
+    (:func:`attquic.pkix.validate_authenticator_certificate`), run the verifier, then call
     ``verification_succeeded(context, result, now)`` or ``verification_failed(context, error)``."""
 
     context: bytes
     cmw: CMW
     binding: Binding
+    chain: tuple[x509.Certificate, ...] = ()
+    """The authenticator's certificates, leaf first, for X.509 validation (expat -04 §3.3)."""
 
 
 @dataclass(frozen=True)

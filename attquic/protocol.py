@@ -47,6 +47,7 @@ from attquic.events import (
     SendControlData,
     VerificationNeeded,
 )
+from attquic.pkix import validate_authenticator_certificate
 from attquic.quic import ExportingQuicConnectionProtocol
 from attquic.session import AttestationSession, SessionConfiguration
 from attquic.streams import AttestedStream
@@ -78,6 +79,9 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         early_data_budget: EarlyDataBudget | None = None,
     ) -> None:
         super().__init__(quic, None)
+        # serve()/connect() resolve the authenticator identity once; a protocol built directly
+        # resolves it here
+        attestation = attestation.for_endpoint(quic.configuration)
         self._config = attestation
         self._on_gate_open = on_gate_open
         is_client = quic.configuration.is_client
@@ -296,7 +300,18 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         assert verifier is not None
         started = time.perf_counter()
         try:
-            result = await verifier.verify(event.cmw, event.binding, now=self._config.clock())
+            now = self._config.clock()
+            identity = validate_authenticator_certificate(
+                event.chain,
+                now=now,
+                attester_is_server=self._quic.configuration.is_client,
+                tls_certificate=self.tls_peer_certificate,
+                tls_verified=self.tls_peer_verified,
+                trust_store=self._config.trust_store,
+                accept_evidence_only=self._config.accept_evidence_only_identity,
+            )
+            self._log.debug("authenticator.identity", identity=identity.value)
+            result = await verifier.verify(event.cmw, event.binding, now=now)
         except AttquicError as exc:
             self._session.verification_failed(event.context, exc)
         except Exception as exc:  # a verifier bug must fail closed, never open the gate

@@ -431,7 +431,11 @@ class AttestationSession:
             validated.spki_der,
             wire_profile=self._config.profile,
         )
-        self._events.append(VerificationNeeded(context=validated.context, cmw=cmw, binding=binding))
+        self._events.append(
+            VerificationNeeded(
+                context=validated.context, cmw=cmw, binding=binding, chain=validated.chain
+            )
+        )
 
     def _handle_result(self, context: bytes) -> None:
         peer_request = self._pending.peers.get(context)

@@ -15,7 +15,7 @@ import attquic
 from attquic.api import AttestedConnection, AttestedServer
 from attquic.attestation import Attester, Verifier
 from attquic.cmw import CMW
-from attquic.ea.identity import generate_self_signed
+from attquic.demo_ca import DemoCA
 from attquic.keyschedule import Binding
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.simulated import (
@@ -28,7 +28,14 @@ from attquic.tdx.simulated import (
 from attquic.tdx.verifier import TdxVerifier
 
 ALPN = "attquic-test"
-TLS_IDENTITY = generate_self_signed("p256", common_name="attquic test server")
+#: The CA of the test run (a fresh key per process): it issues the server's TLS certificate,
+#: which the server also uses as its authenticator identity (expat -04 §3.3 identity (a)), and
+#: the client's certificate, its authenticator identity in mutual tests (identity (b)).
+TEST_CA = DemoCA.generate("attquic test CA")
+TLS_IDENTITY = TEST_CA.issue(
+    "attquic test server", dns_names=["localhost"], ip_addresses=["127.0.0.1"], client=False
+)
+CLIENT_IDENTITY = TEST_CA.issue("attquic test client", server=False)
 
 SUITES = {
     "sha256": CipherSuite.AES_128_GCM_SHA256,
@@ -53,8 +60,13 @@ def server_tls(suite: str | None = None) -> QuicConfiguration:
 
 
 def client_tls(suite: str | None = None) -> QuicConfiguration:
+    """A client that verifies the server's TLS certificate against the test CA; it holds a
+    certificate of its own (aioquic servers never ask for it), its default authenticator
+    identity when it attests."""
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN])
-    config.verify_mode = 0  # ssl.CERT_NONE: the server is authenticated by attestation
+    config.cadata = TEST_CA.certificate_pem
+    config.certificate = CLIENT_IDENTITY.leaf
+    config.private_key = CLIENT_IDENTITY.private_key  # type: ignore[assignment]
     if suite is not None:
         config.cipher_suites = [SUITES[suite]]
     return config
@@ -77,6 +89,9 @@ def attestation(
     verifier: Verifier | None = None,
     **kwargs: Any,
 ) -> attquic.AttestationConfiguration:
+    """A configuration; a verifying side trusts the test CA for authenticator certificates."""
+    if verifier is not None:
+        kwargs.setdefault("trust_store", TEST_CA.trust_store)
     return attquic.AttestationConfiguration(attester=attester, verifier=verifier, **kwargs)
 
 

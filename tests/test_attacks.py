@@ -31,6 +31,7 @@ from attack_helpers import (
     setup_frame,
 )
 from channel_helpers import (
+    TEST_CA,
     EchoApp,
     RecordingAttester,
     StallingAttester,
@@ -85,7 +86,9 @@ SHORT_TIMEOUT = 1.5
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SimulatedTdxWarning)
     GENUINE = default_attester()
-HOSTILE_IDENTITY = generate_self_signed("p256", common_name="hostile attester")
+#: A certificate the client's trust store accepts (identity (b)): the attacks below are about
+#: evidence and messages, not about an untrusted certificate (test_conformance covers that).
+HOSTILE_IDENTITY = TEST_CA.issue("hostile attester")
 
 
 def verifying_client(**kwargs: Any) -> attquic.AttestationConfiguration:

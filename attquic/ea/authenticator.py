@@ -21,10 +21,10 @@ The stateless building blocks (:func:`certificate_verify_content`, :func:`finish
 :func:`build_authenticator`, :func:`check_authenticator`) take the keys and request bytes
 explicitly; they are public so that vectors from other implementations can be replayed.
 
-Certificate chains are NOT validated against a trust store here (no PKIX): in attquic the
-authenticator's key is trusted because the attestation evidence commits to the hash of its
-SubjectPublicKeyInfo (:attr:`ValidatedAuthenticator.spki_der`). An application that wants a
-CA-validated chain checks :attr:`ValidatedAuthenticator.chain` itself after :meth:`validate`.
+Certificate chains are NOT validated against a trust store here: this module is RFC 9261 only.
+The attested channel validates :attr:`ValidatedAuthenticator.chain` with :mod:`attquic.pkix`
+(expat -04 §3.3) before it looks at the evidence, which in turn commits to the hash of the
+leaf's SubjectPublicKeyInfo (:attr:`ValidatedAuthenticator.spki_der`).
 """
 
 from __future__ import annotations

@@ -37,12 +37,14 @@ failed handshake rather than a wrong exporter.
 from __future__ import annotations
 
 import hmac
+import ssl
 from collections.abc import Callable
 from typing import Final
 
 from aioquic import tls
 from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
 from aioquic.quic.connection import QuicConnection
+from cryptography import x509
 
 from attquic.errors import ConfigurationError, ExporterUnavailable
 from attquic.keyschedule import ExporterSecret
@@ -266,3 +268,29 @@ class ExportingQuicConnectionProtocol(QuicConnectionProtocol):
         :raises ExporterUnavailable: before the 1-RTT keys, or if the capture failed.
         """
         return self._exporter_capture.export_keying_material(label, context, length)
+
+    @property
+    def tls_peer_certificate(self) -> x509.Certificate | None:
+        """The leaf certificate the peer presented in the TLS handshake, if any.
+
+        aioquic keeps it in a private attribute of its TLS context; a missing or unexpected
+        value reads as "no certificate", which fails closed (the authenticator then needs
+        another identity).
+        """
+        context = getattr(self._quic, "tls", None)
+        certificate = getattr(context, "_peer_certificate", None)
+        return certificate if isinstance(certificate, x509.Certificate) else None
+
+    @property
+    def tls_peer_verified(self) -> bool:
+        """Whether TLS validated :attr:`tls_peer_certificate` during the handshake.
+
+        Only a client with certificate verification on does: aioquic servers never validate
+        client certificates.
+        """
+        configuration = self._quic.configuration
+        return (
+            configuration.is_client
+            and configuration.verify_mode != ssl.CERT_NONE
+            and self.tls_peer_certificate is not None
+        )
