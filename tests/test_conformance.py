@@ -8,13 +8,19 @@ legacy expat -03 profile, over real UDP), a valid authenticator without ``cmw_at
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
+import ssl
+import subprocess
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aioquic.quic.configuration import QuicConfiguration
 from attack_helpers import (
     HostilePeer,
     forge_authenticator,
@@ -22,22 +28,36 @@ from attack_helpers import (
     hostile_server,
 )
 from channel_helpers import (
+    CLIENT_IDENTITY,
+    TEST_CA,
+    TLS_IDENTITY,
     EchoApp,
     attestation,
     client_tls,
     default_attester,
     echo_once,
     running_server,
+    server_tls,
     simulated_verifier,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import attquic
-from attquic import CloseCode, expat, frames, profile
+from attquic import CloseCode, expat, frames, pkix, profile
+from attquic.demo_ca import DemoCA
 from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.ea.identity import generate_self_signed
 from attquic.ea.messages import AuthenticatorRequest, Extension, Role
-from attquic.errors import ConfigurationError
+from attquic.errors import CertificateRejected, ConfigurationError
 from attquic.keyschedule import Binding, ExporterSecret
+from attquic.pkix import (
+    AuthenticatorIdentity,
+    EvidenceOnlyIdentityWarning,
+    validate_authenticator_certificate,
+)
 from attquic.profile import ATTQUIC_2, ATTQUIC_2_LEGACY_EXPAT_03, WireProfile
 
 VECTOR_FILE = Path(__file__).resolve().parent / "data" / "binder-expat04.json"
@@ -232,7 +252,7 @@ async def test_unknown_setup_version_is_a_protocol_violation(version: int) -> No
 async def test_valid_authenticator_without_cmw_attestation_is_refused() -> None:
     """expat -04 §3.1: the attester MAY omit the extension; §3.3: the relying party MAY reject.
     attquic rejects with REFUSED (not PROTOCOL_VIOLATION): the authenticator itself is valid."""
-    identity = generate_self_signed("p256", common_name="attests nothing")
+    identity = TLS_IDENTITY  # a certificate the client accepts: only cmw_attestation is missing
 
     async def script(peer: HostilePeer) -> None:
         await peer.next_frame(frames.SetupFrame)
@@ -283,3 +303,387 @@ async def test_non_empty_offer_is_answered_with_evidence(offer: bytes) -> None:
             result = await simulated_verifier().verify(cmw, binding, now=time.time())
             assert result.media_type == profile.TDX_QUOTE_MEDIA_TYPE
     assert app.connections == []  # the hostile client never sent RESULT: no gate, no app
+
+
+# --- X.509 validation of the authenticator's certificate (expat -04 §3.3): unit ------------------
+
+NOW = datetime.datetime.now(datetime.UTC)
+NOW_TS = NOW.timestamp()
+
+
+def _validate(chain: Any, **kwargs: Any) -> AuthenticatorIdentity:
+    options: dict[str, Any] = {
+        "now": NOW_TS,
+        "attester_is_server": True,
+        "tls_certificate": None,
+        "tls_verified": False,
+        "trust_store": None,
+        "accept_evidence_only": False,
+        **kwargs,
+    }
+    return validate_authenticator_certificate(tuple(chain), **options)
+
+
+def _leaf(
+    ca: DemoCA,
+    *,
+    key_usage: x509.KeyUsage | None = None,
+    eku: list[x509.ObjectIdentifier] | None = None,
+    ca_flag: bool = False,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    signer: Any = None,
+) -> x509.Certificate:
+    """A leaf under ``ca`` with exactly the extensions a test wants."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or NOW - datetime.timedelta(hours=1))
+        .not_valid_after(not_after or NOW + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+            critical=False,
+        )
+    )
+    if key_usage is not None:
+        builder = builder.add_extension(key_usage, critical=True)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(signer or ca.private_key, hashes.SHA256())
+
+
+def _usage(**set_bits: bool) -> x509.KeyUsage:
+    bits = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    bits.update(set_bits)
+    return x509.KeyUsage(**bits)
+
+
+def test_identity_a_is_the_certificate_tls_verified() -> None:
+    leaf = TLS_IDENTITY.leaf
+    assert (
+        _validate([leaf], tls_certificate=leaf, tls_verified=True)
+        is AuthenticatorIdentity.TLS_CERTIFICATE
+    )
+
+
+@pytest.mark.parametrize(
+    ("tls_certificate", "tls_verified", "why"),
+    [
+        (None, False, "TLS did not verify"),
+        (TLS_IDENTITY.leaf, False, "TLS did not verify"),  # verification off: not (a)
+        (CLIENT_IDENTITY.leaf, True, "not the certificate TLS verified"),
+    ],
+)
+def test_without_a_trust_store_only_identity_a_passes(
+    tls_certificate: x509.Certificate | None, tls_verified: bool, why: str
+) -> None:
+    with pytest.raises(CertificateRejected, match=why):
+        _validate([TLS_IDENTITY.leaf], tls_certificate=tls_certificate, tls_verified=tls_verified)
+
+
+def test_identity_a_still_checks_validity_at_now() -> None:
+    leaf = TLS_IDENTITY.leaf
+    later = leaf.not_valid_after_utc.timestamp() + 1
+    with pytest.raises(CertificateRejected, match="expired"):
+        _validate([leaf], tls_certificate=leaf, tls_verified=True, now=later)
+    earlier = leaf.not_valid_before_utc.timestamp() - 1
+    with pytest.raises(CertificateRejected, match="not valid yet"):
+        _validate([leaf], tls_certificate=leaf, tls_verified=True, now=earlier)
+
+
+def test_identity_a_needs_digital_signature() -> None:
+    leaf = _leaf(TEST_CA, key_usage=_usage(key_encipherment=True))
+    with pytest.raises(CertificateRejected, match="digitalSignature"):
+        _validate([leaf], tls_certificate=leaf, tls_verified=True)
+
+
+def test_identity_b_chains_to_the_trust_store() -> None:
+    identity = TEST_CA.issue("authenticator", server=True, client=False)
+    store = TEST_CA.trust_store
+    assert _validate(identity.chain, trust_store=store) is AuthenticatorIdentity.TRUST_STORE
+    # no EKU at all, or anyExtendedKeyUsage, is fine for either role
+    for eku in (None, [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]):
+        leaf = _leaf(TEST_CA, key_usage=_usage(digital_signature=True), eku=eku)
+        for server in (True, False):
+            result = _validate([leaf], trust_store=store, attester_is_server=server)
+            assert result is AuthenticatorIdentity.TRUST_STORE
+
+
+def _ca(common_name: str, issuer: DemoCA | None = None) -> DemoCA:
+    """A CA without a path length limit, self-signed or under ``issuer``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    signer = issuer.private_key if issuer is not None else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.certificate.subject if issuer is not None else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(hours=1))
+        .not_valid_after(NOW + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    return DemoCA(key, builder.sign(signer, hashes.SHA256()))
+
+
+def test_identity_b_through_an_intermediate() -> None:
+    root = _ca("root")
+    intermediate = _ca("intermediate", issuer=root)
+    leaf = intermediate.issue("deep leaf").leaf
+    store = root.trust_store
+    chain = [leaf, intermediate.certificate]
+    assert _validate(chain, trust_store=store) is AuthenticatorIdentity.TRUST_STORE
+    with pytest.raises(CertificateRejected):  # the intermediate is needed to build the path
+        _validate([leaf], trust_store=store)
+    with pytest.raises(CertificateRejected):  # a path-length-0 root may not have intermediates
+        _validate(chain, trust_store=TEST_CA.trust_store)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs"),
+    [
+        (lambda: DemoCA.generate("stranger").issue("x").leaf, {}),  # another CA
+        (lambda: _leaf(TEST_CA, signer=ec.generate_private_key(ec.SECP256R1())), {}),  # forged
+        (lambda: _leaf(TEST_CA, key_usage=_usage(key_encipherment=True)), {}),  # no signing
+        (lambda: _leaf(TEST_CA, eku=[ExtendedKeyUsageOID.CLIENT_AUTH]), {}),  # wrong role
+        (
+            lambda: _leaf(TEST_CA, eku=[ExtendedKeyUsageOID.SERVER_AUTH]),
+            {"attester_is_server": False},
+        ),
+        (lambda: _leaf(TEST_CA, ca_flag=True), {}),  # a CA certificate as a leaf
+        (lambda: _leaf(TEST_CA, not_after=NOW - datetime.timedelta(seconds=1)), {}),  # expired
+        (lambda: _leaf(TEST_CA, not_before=NOW + datetime.timedelta(hours=1)), {}),  # not yet
+        (lambda: TEST_CA.certificate, {}),  # the root itself
+    ],
+    ids=[
+        "other-ca",
+        "forged-signature",
+        "key-usage-without-digital-signature",
+        "eku-client-for-server",
+        "eku-server-for-client",
+        "leaf-is-a-ca",
+        "expired",
+        "not-yet-valid",
+        "root-as-leaf",
+    ],
+)
+def test_identity_b_rejections(make: Any, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(CertificateRejected, match="trust store"):
+        _validate([make()], trust_store=TEST_CA.trust_store, **kwargs)
+
+
+def test_identity_b_uses_the_time_it_is_given() -> None:
+    identity = TEST_CA.issue("short-lived", validity=datetime.timedelta(hours=1))
+    store = TEST_CA.trust_store
+    assert _validate(identity.chain, trust_store=store) is AuthenticatorIdentity.TRUST_STORE
+    with pytest.raises(CertificateRejected):
+        _validate(identity.chain, trust_store=store, now=NOW_TS + 2 * 3600)
+
+
+def test_identity_c_only_on_opt_in() -> None:
+    self_signed = generate_self_signed("p256", common_name="ephemeral")
+    with pytest.raises(CertificateRejected, match="no trust store"):
+        _validate(self_signed.chain)
+    with pytest.raises(CertificateRejected, match="trust store"):
+        _validate(self_signed.chain, trust_store=TEST_CA.trust_store)
+    assert (
+        _validate(self_signed.chain, accept_evidence_only=True)
+        is AuthenticatorIdentity.EVIDENCE_ONLY
+    )
+    assert (
+        _validate(self_signed.chain, accept_evidence_only=True, trust_store=TEST_CA.trust_store)
+        is AuthenticatorIdentity.EVIDENCE_ONLY
+    )
+
+
+def test_identity_c_opt_in_warns_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pkix, "_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            attquic.AttestationConfiguration(
+                verifier=simulated_verifier(), accept_evidence_only_identity=True
+            )
+        attquic.AttestationConfiguration(verifier=simulated_verifier())
+    deviations = [w for w in caught if issubclass(w.category, EvidenceOnlyIdentityWarning)]
+    assert len(deviations) == 1
+    assert "§3.3" in str(deviations[0].message)
+
+
+def test_trust_store_and_opt_in_are_relying_party_settings() -> None:
+    for option in ({"trust_store": TEST_CA.trust_store}, {"accept_evidence_only_identity": True}):
+        with pytest.raises(ConfigurationError, match="need a verifier"):
+            attquic.AttestationConfiguration(attester=default_attester(), **option)
+    with pytest.raises(ConfigurationError):
+        pkix.TrustStore(())
+    with pytest.raises(ConfigurationError):
+        pkix.TrustStore.from_pem(b"not pem")
+    assert pkix.TrustStore.from_pem(TEST_CA.trust_store.pem) == TEST_CA.trust_store
+
+
+def test_attester_identity_defaults_to_the_tls_certificate() -> None:
+    config = attestation(attester=default_attester())
+    assert config.identity is None
+    resolved = config.for_endpoint(server_tls())
+    assert resolved.identity is not None and resolved.identity.leaf == TLS_IDENTITY.leaf
+    # no TLS certificate: an ephemeral self-signed key, the same for every connection
+    bare = QuicConfiguration(is_client=True)
+    first, second = config.for_endpoint(bare), config.for_endpoint(bare)
+    assert first.identity is not None and first.identity is second.identity
+    assert first.identity.leaf.issuer == first.identity.leaf.subject
+    explicit = attestation(attester=default_attester(), identity=CLIENT_IDENTITY)
+    assert explicit.for_endpoint(server_tls()) is explicit
+
+
+def test_demo_ca_is_the_same_in_every_process() -> None:
+    """Server and client processes find the same demo CA with no file to share."""
+    script = (
+        "from attquic.demo_ca import DemoCA;"
+        "print(DemoCA.default().certificate.public_key().public_numbers().x)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    ours = DemoCA.default().certificate.public_key().public_numbers()  # type: ignore[union-attr]
+    assert other == str(ours.x)
+    issued = DemoCA.default().issue("x", ip_addresses=["127.0.0.1"])
+    assert _validate(issued.chain, trust_store=DemoCA.default().trust_store) is (
+        AuthenticatorIdentity.TRUST_STORE
+    )
+
+
+# --- X.509 validation over UDP -------------------------------------------------------------------
+
+
+def _insecure_client_tls() -> QuicConfiguration:
+    """A client that turned TLS certificate verification off (so identity (a) cannot apply)."""
+    config = client_tls()
+    config.verify_mode = ssl.CERT_NONE
+    return config
+
+
+async def _connect_and_echo(
+    port: int, config: attquic.AttestationConfiguration, tls: QuicConfiguration | None = None
+) -> bytes:
+    async with attquic.connect(
+        "127.0.0.1", port, configuration=tls or client_tls(), attestation=config
+    ) as connection:
+        return await echo_once(connection, b"x509")
+
+
+async def _rejected(
+    port: int, config: attquic.AttestationConfiguration, tls: QuicConfiguration | None = None
+) -> attquic.ConnectionClosed:
+    with pytest.raises(attquic.ConnectionClosed) as info:
+        await _connect_and_echo(port, config, tls)
+    return info.value
+
+
+def _verifying(**kwargs: Any) -> attquic.AttestationConfiguration:
+    """A client relying party with no trust store unless given one."""
+    options: dict[str, Any] = {"trust_store": None, "attestation_timeout": 5.0, **kwargs}
+    return attestation(verifier=simulated_verifier(), **options)
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+async def test_udp_identity_a_by_default() -> None:
+    """The server attests with its TLS certificate; the client, which verified it in TLS and has
+    no trust store, accepts exactly that; with TLS verification off it refuses."""
+    app = EchoApp()
+    async with running_server(attestation(attester=default_attester()), app) as server:
+        assert await _connect_and_echo(server.port, _verifying()) == b"x509"
+        closed = await _rejected(server.port, _verifying(), _insecure_client_tls())
+        assert closed.code == CloseCode.CERTIFICATE_REJECTED and not closed.by_peer
+        assert "TLS did not verify" in closed.reason
+    assert app.received == [b"x509"]
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+async def test_udp_identity_b_needs_the_trust_store() -> None:
+    """The server authenticates with a CA-issued key that is not its TLS certificate."""
+    other = TEST_CA.issue("attester key", client=False)
+    app = EchoApp()
+    config = attestation(attester=default_attester(), identity=other)
+    async with running_server(config, app) as server:
+        closed = await _rejected(server.port, _verifying())
+        assert closed.code == CloseCode.CERTIFICATE_REJECTED
+        assert "not the certificate TLS verified" in closed.reason
+        trusting = _verifying(trust_store=TEST_CA.trust_store)
+        assert await _connect_and_echo(server.port, trusting) == b"x509"
+        # (b) does not depend on TLS: it holds with TLS verification off too
+        assert await _connect_and_echo(server.port, trusting, _insecure_client_tls()) == b"x509"
+        # the relying party's clock decides validity: one day after the leaf expired
+        late = other.leaf.not_valid_after_utc.timestamp() + 86400
+        expired = _verifying(trust_store=TEST_CA.trust_store, clock=lambda: late)
+        closed = await _rejected(server.port, expired)
+        assert closed.code == CloseCode.CERTIFICATE_REJECTED and "trust store" in closed.reason
+        stranger = _verifying(trust_store=DemoCA.generate("stranger").trust_store)
+        assert (await _rejected(server.port, stranger)).code == CloseCode.CERTIFICATE_REJECTED
+    assert app.received == [b"x509", b"x509"]
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+@pytest.mark.filterwarnings("ignore::attquic.pkix.EvidenceOnlyIdentityWarning")
+async def test_udp_identity_c_only_with_the_opt_in() -> None:
+    """An ephemeral self-signed authenticator key, trusted only through the evidence."""
+    ephemeral = generate_self_signed("p256", common_name="ephemeral attester")
+    app = EchoApp()
+    config = attestation(attester=default_attester(), identity=ephemeral)
+    async with running_server(config, app) as server:
+        closed = await _rejected(server.port, _verifying(trust_store=TEST_CA.trust_store))
+        assert closed.code == CloseCode.CERTIFICATE_REJECTED
+        opted_in = _verifying(accept_evidence_only_identity=True)
+        assert await _connect_and_echo(server.port, opted_in) == b"x509"
+    assert app.received == [b"x509"]
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+async def test_udp_mutual_client_identity_is_checked_by_the_server() -> None:
+    """aioquic servers never verify client TLS certificates, so the client's authenticator is
+    identity (b) at best: the server's trust store decides."""
+    app = EchoApp()
+    server_config = attestation(
+        attester=default_attester(), verifier=simulated_verifier(), attestation_timeout=5.0
+    )
+    async with running_server(server_config, app) as server:
+        client = _verifying(attester=default_attester())  # its TLS certificate: CLIENT_IDENTITY
+        assert await _connect_and_echo(server.port, client) == b"x509"
+        bare_tls = client_tls()
+        bare_tls.certificate = bare_tls.private_key = None  # no certificate: ephemeral key
+        closed = await _rejected(server.port, client, bare_tls)
+        assert closed.code == CloseCode.CERTIFICATE_REJECTED and closed.by_peer
+    assert app.received == [b"x509"]
