@@ -42,7 +42,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 import attquic
 from attquic import frames, profile
-from attquic.ea.identity import generate_self_signed
+from attquic.demo_ca import DemoCA
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.simulated import (
     DEFAULT_MEASUREMENTS,
@@ -57,7 +57,8 @@ ALPN = "attquic-flood"
 
 
 def _server_tls() -> QuicConfiguration:
-    identity = generate_self_signed("p256", common_name="flood server")
+    # the demo CA issues the TLS certificate, which is also the authenticator identity
+    identity = DemoCA.default().issue("flood server", ip_addresses=["127.0.0.1"], client=False)
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
     config.certificate = identity.leaf
     config.private_key = identity.private_key
@@ -66,7 +67,7 @@ def _server_tls() -> QuicConfiguration:
 
 def _client_tls() -> QuicConfiguration:
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN])
-    config.verify_mode = 0  # the server is authenticated by attestation
+    config.cadata = DemoCA.default().certificate_pem  # expat -04 §3.3: TLS verifies the server
     return config
 
 

@@ -31,7 +31,6 @@ import gc
 import json
 import logging
 import os
-import ssl
 import sys
 import time
 import warnings
@@ -168,9 +167,12 @@ async def send_bytes(stream: Stream, size: int) -> None:
 
 
 def tls_identity() -> tuple[Any, Any]:
-    from attquic.ea.identity import generate_self_signed
+    from attquic.demo_ca import DemoCA
 
-    identity = generate_self_signed("p256", common_name="attquic bench server")
+    # the demo CA issues the TLS certificate, which is also the authenticator identity
+    identity = DemoCA.default().issue(
+        "attquic bench server", ip_addresses=["127.0.0.1"], client=False
+    )
     return identity.leaf, identity.private_key
 
 
@@ -182,7 +184,9 @@ def server_tls() -> QuicConfiguration:
 
 def client_tls() -> QuicConfiguration:
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], idle_timeout=IDLE_TIMEOUT)
-    config.verify_mode = ssl.CERT_NONE
+    from attquic.demo_ca import DemoCA
+
+    config.cadata = DemoCA.default().certificate_pem  # expat -04 §3.3: TLS verifies the server
     return config
 
 
