@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ from pathlib import Path
 import structlog
 
 from attquic.attestation import Attester, IssuerAssertion, Verifier
+from attquic.demo_ca import DemoCA
+from attquic.ea.identity import SigningIdentity, from_pem
 from attquic.ear import EarAttestation, EarChannelVerifier, EarVerifier, KeySource, load_public_key
+from attquic.pkix import TrustStore
 from attquic.tdx.collateral import CollateralSource, FileCollateral, PccsCollateral
 from attquic.tdx.configfs import ConfigfsTsmAttester
 from attquic.tdx.policy import AppraisalPolicy
@@ -217,3 +221,75 @@ def describe(result: object) -> list[str]:
             value = [v.hex() for v in value]
         lines.append(f"  {name}: {value}")
     return lines
+
+
+# --- identity and certificates (draft-fossati-seat-expat -04 §3.3) ------------------------------
+
+_WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def add_identity_flags(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    """--cert/--key (this side's certificate) and --ca (what it trusts); default: demo CA."""
+    group = parser.add_argument_group(
+        "identity and certificates (default: the built-in DEMO CA, for demos only)"
+    )
+    own = "TLS certificate, also the authenticator's" if server else "authenticator certificate"
+    group.add_argument(
+        "--cert", type=Path, help=f"{own} (PEM chain, leaf first); default: issued by the demo CA"
+    )
+    group.add_argument("--key", type=Path, help="private key of --cert (PEM)")
+    group.add_argument(
+        "--ca",
+        *([] if server else ["--ca-cert"]),
+        type=Path,
+        dest="ca",
+        help="CA certificates (PEM) that issue the peer's certificates"
+        + ("" if server else ": they verify the server's TLS certificate")
+        + "; default: the demo CA",
+    )
+
+
+def check_identity_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together")
+
+
+def _uses_demo_ca(args: argparse.Namespace) -> bool:
+    return args.cert is None or args.ca is None
+
+
+def note_demo_ca(args: argparse.Namespace, who: str) -> None:
+    if _uses_demo_ca(args):
+        print(
+            f"{who}: using the built-in DEMO CA, whose key anyone can derive: it proves nothing "
+            "outside a demo. Bring real certificates with --cert/--key/--ca.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def load_identity(args: argparse.Namespace, *, server: bool, host: str = "") -> SigningIdentity:
+    """This side's certificate and key: --cert/--key, or a fresh one from the demo CA (a server's
+    names: localhost, 127.0.0.1, ::1 and ``host``)."""
+    if args.cert is not None:
+        return from_pem(args.cert.read_bytes(), args.key.read_bytes())
+    if not server:
+        return DemoCA.default().issue("attquic echo client", server=False)
+    dns, ips = {"localhost"}, {"127.0.0.1", "::1"}
+    if host not in _WILDCARDS:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            dns.add(host)
+        else:
+            ips.add(host)
+    return DemoCA.default().issue(
+        "attquic echo server", dns_names=sorted(dns), ip_addresses=sorted(ips), client=False
+    )
+
+
+def trust_store(args: argparse.Namespace) -> TrustStore:
+    """--ca, or the demo CA."""
+    if args.ca is not None:
+        return TrustStore.from_pem_file(args.ca)
+    return DemoCA.default().trust_store

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ssl
 import sys
 from pathlib import Path
 
@@ -30,21 +29,22 @@ import attquic
 
 async def main(args: argparse.Namespace) -> int:
     tls = QuicConfiguration(is_client=True, alpn_protocols=[_common.ALPN])
-    if args.ca_cert:
-        tls.load_verify_locations(str(args.ca_cert))
-    else:
-        # The server is authenticated by its attestation, which is bound to this TLS
-        # session's exporter: a man in the middle cannot present evidence for our exporter.
-        tls.verify_mode = ssl.CERT_NONE
     async with contextlib.AsyncExitStack() as resources:
         try:
+            # TLS verifies the server's certificate (the demo CA's unless --ca), and attestation
+            # adds to it: the server must attest with that very certificate (or one from --ca).
+            trusted = _common.trust_store(args)
+            tls.cadata = trusted.pem
             attestation = attquic.AttestationConfiguration(
                 verifier=await _common.build_verifier(args),
                 attester=await _common.build_attester(args, resources) if args.mutual else None,
+                identity=_common.load_identity(args, server=False) if args.mutual else None,
+                trust_store=trusted,
             )
-        except attquic.AttquicError as exc:
+        except (attquic.AttquicError, OSError) as exc:
             print(f"echo client: cannot start: {exc}", file=sys.stderr)
             return 2
+        _common.note_demo_ca(args, "echo client")
         try:
             async with attquic.connect(
                 args.host, args.port, configuration=tls, attestation=attestation
@@ -77,11 +77,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=4433)
     parser.add_argument("--message", default="hello from an attested channel")
     parser.add_argument("--mutual", action="store_true", help="also attest this client")
-    parser.add_argument("--ca-cert", type=Path, help="verify the server's TLS certificate")
+    _common.add_identity_flags(parser, server=False)
     _common.add_model_flags(parser)
     _common.add_attester_flags(parser)
     _common.add_verifier_flags(parser)
     args = parser.parse_args()
+    _common.check_identity_flags(parser, args)
     _common.check_model_flags(parser, args, attests=args.mutual, verifies=True)
     return args
 

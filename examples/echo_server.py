@@ -26,7 +26,6 @@ import _common
 
 import attquic
 from attquic.api import AttestedConnection
-from attquic.ea.identity import from_pem, generate_self_signed
 
 
 async def echo(connection: AttestedConnection) -> None:
@@ -44,26 +43,25 @@ async def echo(connection: AttestedConnection) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     tls = QuicConfiguration(is_client=False, alpn_protocols=[_common.ALPN])
-    if args.cert and args.key:
-        tls.load_cert_chain(args.cert, args.key)
-    else:
-        identity = generate_self_signed("p256", common_name="attquic echo server")
-        tls.certificate, tls.private_key = identity.leaf, identity.private_key
     async with contextlib.AsyncExitStack() as resources:
         try:
+            # The TLS certificate (the demo CA's unless --cert/--key) is also the authenticator's
+            # identity: the client checks that the attested key is the one TLS verified.
+            identity = _common.load_identity(args, server=True, host=args.host)
+            tls.certificate, tls.private_key = identity.leaf, identity.private_key  # type: ignore[assignment]
+            tls.certificate_chain = list(identity.chain[1:])
             attestation = attquic.AttestationConfiguration(
                 attester=await _common.build_attester(args, resources),
                 verifier=await _common.build_verifier(args) if args.mutual else None,
-                identity=from_pem(args.cert.read_bytes(), args.key.read_bytes())
-                if args.attest_with_tls_key
-                else None,
+                trust_store=_common.trust_store(args) if args.mutual else None,
             )
-        except attquic.AttquicError as exc:
+        except (attquic.AttquicError, OSError) as exc:
             print(f"echo server: cannot start: {exc}", file=sys.stderr)
             return 2
         server = await attquic.serve(
             args.host, args.port, configuration=tls, attestation=attestation, handler=echo
         )
+        _common.note_demo_ca(args, "echo server")
         print(
             f"attested echo server ({args.model} model) listening on {args.host}:{server.port}",
             flush=True,
@@ -78,19 +76,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4433)
     parser.add_argument("--mutual", action="store_true", help="also verify the client")
-    parser.add_argument("--cert", type=Path, help="TLS certificate (PEM); default: generated")
-    parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
-    parser.add_argument(
-        "--attest-with-tls-key",
-        action="store_true",
-        help="use the TLS certificate and key as the authenticator identity",
-    )
+    _common.add_identity_flags(parser, server=True)
     _common.add_model_flags(parser)
     _common.add_attester_flags(parser)
     _common.add_verifier_flags(parser)
     args = parser.parse_args()
-    if args.attest_with_tls_key and not (args.cert and args.key):
-        parser.error("--attest-with-tls-key needs --cert and --key")
+    _common.check_identity_flags(parser, args)
     _common.check_model_flags(parser, args, attests=True, verifies=args.mutual)
     return args
 
