@@ -35,6 +35,8 @@ from attquic.tdx.verifier import (
     QuoteVerdict,
     TdxAttestation,
     TdxVerifier,
+    VerificationCacheSettings,
+    VerifiedBy,
     check_quote,
     verify_quote,
 )
@@ -61,6 +63,8 @@ __all__ = [
     "TdxAttestation",
     "TdxQuote",
     "TdxVerifier",
+    "VerificationCacheSettings",
+    "VerifiedBy",
     "check_quote",
     "intel_sgx_root_ca_der",
     "parse_quote",

@@ -19,8 +19,11 @@ The order of checks, and what each failure raises:
 6. the :class:`~attquic.tdx.policy.AppraisalPolicy`: PolicyRejected with every mismatch.
 
 :func:`verify_quote` raises; :func:`check_quote` returns a :class:`QuoteVerdict` instead (CLI).
-:class:`TdxVerifier` plugs all this into attquic's :class:`~attquic.attestation.Verifier`
-interface, running dcap-qvl in a worker thread.
+Both always run dcap-qvl in full. :class:`TdxVerifier` plugs all this into attquic's
+:class:`~attquic.attestation.Verifier` interface, on the event loop by default, and replaces
+step 4 by a remembered dcap-qvl verdict when one proves the quote
+(:mod:`attquic.tdx.verdict_cache`: the verification cache for identical evidence and the
+platform fast path); steps 1-3, 5 and 6 run for every quote whatever path step 4 took.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ from attquic.tdx.collateral import Collateral, CollateralSource, format_time
 from attquic.tdx.intel_root import intel_sgx_root_ca_der
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.quote import TdAttributes, TdxQuote, parse_quote
+from attquic.tdx.verdict_cache import (
+    DcapVerdict,
+    VerdictCache,
+    VerificationCacheSettings,
+    VerifiedBy,
+)
 
 if TYPE_CHECKING:
     from attquic.keyschedule import Binding
@@ -58,6 +67,8 @@ __all__ = [
     "QuoteVerdict",
     "TdxAttestation",
     "TdxVerifier",
+    "VerificationCacheSettings",
+    "VerifiedBy",
     "check_quote",
     "verify_quote",
 ]
@@ -100,6 +111,10 @@ class TdxAttestation(HardwareAttestation):
     report_data: bytes
     fmspc: bytes
     quote: TdxQuote = field(repr=False)
+    verified_by: VerifiedBy = "dcap-qvl"
+    """How DCAP's verdict was obtained: ``dcap-qvl`` (full verification), ``fast-path`` (a
+    remembered platform verdict plus this quote's signature check) or ``cache`` (these exact
+    quote bytes were verified before). Binding and policy were checked for this quote anyway."""
 
 
 @dataclass(frozen=True)
@@ -178,17 +193,69 @@ def check_quote(
     media_type: str = TDX_QUOTE_MEDIA_TYPE,
 ) -> QuoteVerdict:
     """Like :func:`verify_quote`, but return a :class:`QuoteVerdict` instead of raising."""
+    return _check(
+        quote,
+        collateral,
+        now=now,
+        policy=policy,
+        expected_report_data=expected_report_data,
+        unsafe_root_ca_der=unsafe_root_ca_der,
+        media_type=media_type,
+        cache=None,
+    )
+
+
+def _check(
+    quote: bytes | TdxQuote,
+    collateral: Collateral,
+    *,
+    now: float,
+    policy: AppraisalPolicy,
+    expected_report_data: bytes | None,
+    unsafe_root_ca_der: bytes | None,
+    media_type: str,
+    cache: VerdictCache | None,
+    warn_unsafe_root: bool = True,
+) -> QuoteVerdict:
+    """:func:`check_quote`, taking DCAP's verdict from ``cache`` when it has a proof of it."""
     try:
         parsed = quote if isinstance(quote, TdxQuote) else parse_quote(quote)
     except QuoteFormatError as exc:
         return _rejected(None, exc)
     try:
-        root_der = _trust_anchor(parsed, unsafe_root_ca_der)
+        root_der = _trust_anchor(parsed, unsafe_root_ca_der, warn=warn_unsafe_root)
     except (EvidenceInvalid, QuoteFormatError) as exc:
         return _rejected(parsed, exc)
     window_problem = collateral.window_problem(now)
     if window_problem is not None:
         return _rejected(parsed, EvidenceInvalid(window_problem))
+    remembered = cache.lookup(parsed, collateral, root_der, now) if cache is not None else None
+    if remembered is not None:
+        dcap_verdict, verified_by = remembered
+    else:
+        outcome = _run_dcap(
+            parsed, collateral, now, root_der, unsafe_root_ca_der, policy, expected_report_data
+        )
+        if isinstance(outcome, QuoteVerdict):
+            return outcome
+        dcap_verdict, verified_by = outcome, "dcap-qvl"
+        if cache is not None:
+            cache.remember(parsed, collateral, root_der, now, dcap_verdict)
+    return _appraise(
+        parsed, collateral, now, policy, expected_report_data, media_type, dcap_verdict, verified_by
+    )
+
+
+def _run_dcap(
+    parsed: TdxQuote,
+    collateral: Collateral,
+    now: float,
+    root_der: bytes,
+    unsafe_root_ca_der: bytes | None,
+    policy: AppraisalPolicy,
+    expected_report_data: bytes | None,
+) -> DcapVerdict | QuoteVerdict:
+    """dcap-qvl's verdict on an accepted quote, or the rejection :func:`check_quote` returns."""
     try:
         if unsafe_root_ca_der is None:
             report = dcap_qvl.verify(parsed.raw, collateral.qvl, int(now))
@@ -206,8 +273,22 @@ def check_quote(
         if not any(reason.startswith(engine_reason) for reason in reasons):
             reasons.insert(0, f"{engine_reason} (dcap-qvl refuses this whatever the policy)")
         return _rejected(parsed, PolicyRejected(reasons))
-    status: str = report.status
-    advisories = tuple(report.advisory_ids)
+    return DcapVerdict(str(report.status), tuple(report.advisory_ids))
+
+
+def _appraise(
+    parsed: TdxQuote,
+    collateral: Collateral,
+    now: float,
+    policy: AppraisalPolicy,
+    expected_report_data: bytes | None,
+    media_type: str,
+    dcap_verdict: DcapVerdict,
+    verified_by: VerifiedBy,
+) -> QuoteVerdict:
+    """Binding and policy on a quote DCAP accepted (steps 5 and 6): never cached."""
+    status = dcap_verdict.tcb_status
+    advisories = dcap_verdict.advisory_ids
     binding_error = _binding_error(parsed, expected_report_data)
     if binding_error is not None:
         return _rejected(parsed, binding_error, status, advisories)
@@ -232,6 +313,7 @@ def check_quote(
         report_data=body.report_data,
         fmspc=bytes.fromhex(collateral.fmspc),  # dcap-qvl checked it equals the PCK's
         quote=parsed,
+        verified_by=verified_by,
     )
     return QuoteVerdict(True, (), status, advisories, parsed, attestation)
 
@@ -246,7 +328,7 @@ def _rejected(
     return QuoteVerdict(False, reasons, tcb_status, advisory_ids, quote, None, error)
 
 
-def _trust_anchor(quote: TdxQuote, unsafe_root_ca_der: bytes | None) -> bytes:
+def _trust_anchor(quote: TdxQuote, unsafe_root_ca_der: bytes | None, *, warn: bool = True) -> bytes:
     """The root to verify against; the quote's own chain must end in exactly that root."""
     if unsafe_root_ca_der is None:
         root_der = intel_sgx_root_ca_der()
@@ -254,6 +336,7 @@ def _trust_anchor(quote: TdxQuote, unsafe_root_ca_der: bytes | None) -> bytes:
     else:
         root_der = bytes(unsafe_root_ca_der)
         anchor_name = "the configured unsafe root CA"
+    if unsafe_root_ca_der is not None and warn:
         _log.warning(
             "tdx.unsafe_root_ca",
             message="verifying a TDX quote against a NON-INTEL root CA; "
@@ -301,10 +384,25 @@ class TdxVerifier:
     (alone or inside a collection), gets collateral from ``collateral``, expects REPORTDATA =
     ``binding.report_data`` and appraises with ``policy``.
 
-    ``offload_to_thread`` runs dcap-qvl in a worker thread. It is off by default because
-    dcap-qvl 0.7 holds the GIL for the whole verification (~0.5 ms): a thread cannot overlap it
-    with the event loop and only adds the hand-off latency (measured in benchmarks/verify.py).
-    Turn it on with a verifier backend that releases the GIL.
+    DCAP's verdict comes from dcap-qvl, or from a remembered dcap-qvl verdict that proves it
+    (:mod:`attquic.tdx.verdict_cache`; the result's ``verified_by`` says which):
+
+    * ``verification_cache`` (default on): the exact quote bytes were accepted by dcap-qvl
+      before, with the same collateral and trust anchor, and that verdict is still usable;
+    * ``fast_path`` (default on): another quote of the same platform was - every byte equal
+      except MRTD .. REPORTDATA and the signature - and this quote's signature verifies with the
+      attestation key dcap-qvl accepted then.
+
+    Binding and policy are checked for every quote. ``cache_settings`` bounds both (entries,
+    maximum age); ``TdxVerifier(..., verification_cache=False, fast_path=False)`` runs dcap-qvl
+    for every quote. :attr:`cache` counts the answers of each path.
+
+    ``offload_to_thread`` runs the verification in a worker thread. It is off by default
+    because dcap-qvl 0.7 holds the GIL for the whole verification (~0.5 ms): a thread cannot
+    overlap it with the event loop and only adds the hand-off latency (measured in
+    benchmarks/verify.py). Turn it on with a verifier backend that releases the GIL.
+
+    With ``unsafe_root_ca_der``, the warning is logged once, here, not per verification.
     """
 
     def __init__(
@@ -315,12 +413,17 @@ class TdxVerifier:
         unsafe_root_ca_der: bytes | None = None,
         media_type: str = TDX_QUOTE_MEDIA_TYPE,
         offload_to_thread: bool = False,
+        verification_cache: bool = True,
+        fast_path: bool = True,
+        cache_settings: VerificationCacheSettings | None = None,
     ) -> None:
         self.collateral = collateral
         self.offload_to_thread = offload_to_thread
         self.policy = policy
         self.unsafe_root_ca_der = unsafe_root_ca_der
         self.media_type = media_type
+        self.cache = VerdictCache(cache_settings, evidence=verification_cache, platform=fast_path)
+        """The remembered dcap-qvl verdicts (``cache.hits`` counts each path's answers)."""
         if unsafe_root_ca_der is not None:
             _log.warning(
                 "tdx.unsafe_root_ca",
@@ -332,7 +435,7 @@ class TdxVerifier:
         quote = parse_quote(self.quote_bytes(cmw))
         collateral = await self.collateral.get(quote, now=now)
         run = functools.partial(
-            verify_quote,
+            _check,
             quote,
             collateral,
             now=now,
@@ -340,10 +443,14 @@ class TdxVerifier:
             expected_report_data=binding.report_data,
             unsafe_root_ca_der=self.unsafe_root_ca_der,
             media_type=self.media_type,
+            cache=self.cache if self.cache.enabled else None,
+            warn_unsafe_root=False,
         )
-        if self.offload_to_thread:
-            return await anyio.to_thread.run_sync(run)
-        return run()
+        verdict = await anyio.to_thread.run_sync(run) if self.offload_to_thread else run()
+        if verdict.error is not None:
+            raise verdict.error
+        assert verdict.attestation is not None
+        return verdict.attestation
 
     def quote_bytes(self, cmw: object) -> bytes:
         """The quote carried by the one TDX evidence record in ``cmw`` (EvidenceInvalid)."""
