@@ -655,3 +655,59 @@ def test_masked_digest_is_stable_across_report_data(sim_cases: dict[str, Case]) 
         for _ in range(3)
     }
     assert len(digests) == 1
+
+
+# --- over real UDP ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+async def test_over_udp_later_connections_take_the_fast_path() -> None:
+    """One client verifier, several connections to one server (each with a fresh quote), and
+    a server verifying several attested clients: the first pays dcap-qvl, the rest the fast
+    path; a replayed quote is still a binding mismatch."""
+    from channel_helpers import (
+        EchoApp,
+        RecordingAttester,
+        attestation,
+        client_tls,
+        default_attester,
+        echo_once,
+        running_server,
+        simulated_verifier,
+    )
+
+    import attquic
+
+    client_verifier = simulated_verifier()
+    server_verifier = simulated_verifier()
+    app = EchoApp()
+    server_config = attestation(attester=default_attester(), verifier=server_verifier)
+    client_config = attestation(attester=default_attester(), verifier=client_verifier)
+    async with running_server(server_config, app) as server:
+        seen = []
+        for i in range(3):
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ) as connection:
+                assert await echo_once(connection, b"x%d" % i) == b"x%d" % i
+                result = connection.peer_attestation
+                assert isinstance(result, TdxAttestation)
+                seen.append(result.verified_by)
+        assert seen == ["dcap-qvl", "fast-path", "fast-path"]
+        server_seen = [c.peer_attestation.verified_by for c in app.connections]  # type: ignore[union-attr]
+        assert server_seen == ["dcap-qvl", "fast-path", "fast-path"]
+
+    replaying = RecordingAttester(default_attester(), replay_first=True)
+    async with running_server(attestation(attester=replaying), EchoApp()) as server:
+        async with attquic.connect(
+            "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+        ) as connection:
+            assert connection.peer_attestation.verified_by == "fast-path"  # type: ignore[union-attr]
+        with pytest.raises(attquic.ConnectionClosed) as info:
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
+            ):
+                raise AssertionError("a replayed quote must not open a connection")
+    assert info.value.code == attquic.CloseCode.BINDING_MISMATCH
+    assert client_verifier.cache.hits["cache"] >= 1
