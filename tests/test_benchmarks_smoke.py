@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RATIOS = ("ttfb_ratio", "bulk_ratio", "rtt_ratio", "verify_ratio", "mem_ratio")
+RATIOS = ("ttfb_ratio", "bulk_ratio", "rtt_ratio", "verify_ratio", "verify_warm_ratio", "mem_ratio")
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 
@@ -59,6 +59,11 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
             assert medians[key] > 0, (mode, key)
         assert "server_bytes_per_connection" in medians
     assert set(report["medians"]["verify_per_s"]) == {"bare", "verify_quote", "tdx_verifier"}
+    assert set(report["medians"]["verify_warm_per_s"]) == {
+        "bare",
+        "tdx_verifier_fast_path",
+        "tdx_verifier_cached",
+    }
     split = report["details"]["ttfb"]["attested"]["split_median_ms"]
     assert {"handshake", "attestation", "verification", "evidence (server)"} <= set(split)
     for key in ("cores", "python", "aioquic", "date"):
