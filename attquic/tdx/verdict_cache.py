@@ -35,8 +35,8 @@ plus :attr:`VerificationCacheSettings.max_age`. Every validity check in dcap-qvl
 decision is ever cached: the caller runs them for every connection.
 
 Memory is bounded: at most ``evidence_entries`` + ``platform_entries`` entries (least recently
-used evicted first; an evidence entry is ~0.4 KiB, a platform entry ~1 KiB) and the digests of
-the last 8 collateral objects seen.
+used evicted first; ~0.35 KiB per evidence entry, ~0.65 KiB per platform entry plus OpenSSL's
+copy of the attestation key) and the digests of the last 8 collateral objects seen.
 """
 
 from __future__ import annotations
