@@ -13,14 +13,26 @@ confuse the two.
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from attquic.cmw import CMW
     from attquic.keyschedule import Binding
 
-__all__ = ["AttestationResult", "Attester", "HardwareAttestation", "IssuerAssertion", "Verifier"]
+__all__ = [
+    "MEASUREMENT_FIELDS",
+    "AttestationChange",
+    "AttestationResult",
+    "Attester",
+    "HardwareAttestation",
+    "IssuerAssertion",
+    "Verifier",
+    "compare_attestations",
+    "measurements",
+]
 
 
 @dataclass(frozen=True)
@@ -67,3 +79,88 @@ class Verifier(Protocol):
     async def verify(self, cmw: CMW, binding: Binding, *, now: float) -> AttestationResult:
         """Return the accepted result, or raise an :class:`~attquic.errors.AttestationError`."""
         ...
+
+
+#: Attributes of a hardware result that say *what* was attested (TDX names); compared between a
+#: connection's first attestation and its re-attestations. TCB status and collateral are not:
+#: they may legitimately change while the same TD keeps running.
+MEASUREMENT_FIELDS: Final = (
+    "mrtd",
+    "rtmrs",
+    "mrconfigid",
+    "mrowner",
+    "mrownerconfig",
+    "mrseam",
+    "td_attributes",
+    "xfam",
+)
+
+
+@dataclass(frozen=True)
+class AttestationChange:
+    """How a re-attestation differs from the connection's first attestation of the peer."""
+
+    previous: AttestationResult
+    """The first attestation accepted on the connection."""
+    current: AttestationResult
+    """The re-attestation just verified."""
+    key_changed: bool
+    """The authenticator presented another key (SubjectPublicKeyInfo) than the first time."""
+    changed: tuple[str, ...]
+    """Names of what changed, e.g. ``("authenticator key", "rtmrs[2]")``."""
+
+
+def measurements(result: AttestationResult) -> dict[str, object]:
+    """What identifies the attested environment in ``result``, by name.
+
+    Hardware results (e.g. :class:`~attquic.tdx.verifier.TdxAttestation`): the fields of
+    :data:`MEASUREMENT_FIELDS` it has, RTMRs one by one. Issuer assertions (e.g. an EAR): the
+    issuer, the appraised submodule and its appraisal policy ids, which is what an attestation
+    result says about the environment that a relying party can compare. Always the result's
+    type and media type.
+    """
+    found: dict[str, object] = {
+        "result type": type(result).__name__,
+        "media type": result.media_type,
+    }
+    if isinstance(result, IssuerAssertion):
+        found["issuer"] = result.issuer
+        submodule = getattr(result, "submodule", None)
+        found["submodule"] = submodule
+        claims = getattr(result, "claims", None)
+        submods = getattr(claims, "submods", None)
+        if isinstance(submods, Mapping) and submodule in submods:
+            found["appraisal policy ids"] = getattr(submods[submodule], "policy_ids", None)
+        return found
+    for name in MEASUREMENT_FIELDS:
+        if not hasattr(result, name):
+            continue
+        value = getattr(result, name)
+        if name == "rtmrs" and isinstance(value, tuple):
+            found.update({f"rtmrs[{index}]": rtmr for index, rtmr in enumerate(value)})
+        else:
+            found[name] = value
+    return found
+
+
+def compare_attestations(
+    previous: AttestationResult,
+    current: AttestationResult,
+    *,
+    previous_key: bytes,
+    current_key: bytes,
+) -> AttestationChange | None:
+    """The change from ``previous`` to ``current``, or None if key and measurements are equal.
+
+    ``previous_key``/``current_key`` are the DER SubjectPublicKeyInfo of the two authenticators.
+    """
+    before, after = measurements(previous), measurements(current)
+    changed = [
+        name for name in dict.fromkeys([*before, *after]) if before.get(name) != after.get(name)
+    ]
+    key_changed = not hmac.compare_digest(previous_key, current_key)
+    if key_changed:
+        changed.insert(0, "authenticator key")
+    if not changed:
+        return None
+    return AttestationChange(previous, current, key_changed, tuple(changed))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from aioquic.quic.configuration import QuicConfiguration
 
 from attquic import profile
-from attquic.attestation import Attester, Verifier
+from attquic.attestation import AttestationChange, Attester, Verifier
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.ea.schemes import PrivateKey
 from attquic.errors import ConfigurationError
@@ -70,6 +70,12 @@ class AttestationConfiguration:
     """Evidence privacy (mutual mode): send our evidence only after the peer's verified."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall-clock source for verification times (Unix seconds). Tests pin it."""
+    allow_attestation_change: bool | Callable[[AttestationChange], bool] = False
+    """Relying party: may a re-attestation present another authenticator key or other
+    measurements (TDX: MRTD, RTMRs, MRCONFIGID, MROWNER, MROWNERCONFIG, MRSEAM, attributes,
+    XFAM; EAR: issuer, submodule, policy ids) than the connection's first attestation? False
+    (default) closes the connection with POLICY_REJECTED; True allows any change; a callback
+    receives the :class:`~attquic.attestation.AttestationChange` and decides."""
     # last: inside the class body the name shadows the attquic.profile module
     profile: WireProfile = ATTQUIC_2
     """The wire profile (binder label, codepoint, media types, SETUP version); both peers must
@@ -121,6 +127,10 @@ class AttestationConfiguration:
             )
         if self.accept_evidence_only_identity:
             warn_evidence_only_identity()
+        if not isinstance(self.allow_attestation_change, bool) and not callable(
+            self.allow_attestation_change
+        ):
+            raise ConfigurationError("allow_attestation_change must be a bool or a callable")
 
     def for_endpoint(self, quic: QuicConfiguration) -> AttestationConfiguration:
         """This configuration with its authenticator identity resolved for ``quic``.

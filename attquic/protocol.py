@@ -95,6 +95,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 max_frame_size=attestation.max_frame_size,
                 profile=attestation.profile,
                 attest_after_peer_verified=attestation.attest_after_peer_verified,
+                allow_attestation_change=attestation.allow_attestation_change,
             )
         )
         self._streams: dict[int, AttestedStream] = {}

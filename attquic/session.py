@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import ParamSpec
 
 from attquic import expat, frames, profile
-from attquic.attestation import AttestationResult
+from attquic.attestation import AttestationChange, AttestationResult, compare_attestations
 from attquic.cmw import CMW
 from attquic.ea.authenticator import ExportedAuthenticators, ValidatedAuthenticator
 from attquic.ea.identity import SigningIdentity
@@ -42,6 +42,7 @@ from attquic.errors import (
     AttestationTimeout,
     AttquicError,
     LocalError,
+    PolicyRejected,
     ProtocolViolation,
     RefusedAuthenticator,
     close_code_for,
@@ -85,6 +86,10 @@ class SessionConfiguration:
     attest_after_peer_verified: bool = False
     """Evidence privacy: answer the peer's request only once the peer's own attestation
     verified. Only meaningful when both sides require each other's attestation."""
+    allow_attestation_change: bool | Callable[[AttestationChange], bool] = False
+    """Whether a re-attestation may present another authenticator key or other measurements
+    than the connection's first attestation: False (default: POLICY_REJECTED), True, or a
+    callback deciding per change."""
     # last: inside the class body the name shadows the attquic.profile module
     profile: WireProfile = ATTQUIC_2
     """The wire profile: SETUP version, binder label, cmw_attestation codepoint."""
@@ -108,6 +113,8 @@ class _OurRequest:
     request: AuthenticatorRequest
     deadline: float
     initial: bool
+    spki: bytes = b""
+    """The answering authenticator's SubjectPublicKeyInfo, once it arrived."""
 
 
 @dataclass
@@ -149,6 +156,8 @@ class AttestationSession:
         self._peer_contexts: set[bytes] = set()
         self._own_contexts: set[bytes] = set()
         self.peer_result: AttestationResult | None = None
+        self._first: tuple[AttestationResult, bytes] | None = None
+        """The connection's first accepted attestation of the peer, and its key (SPKI)."""
 
     # --- inspection ---------------------------------------------------------------------
 
@@ -259,12 +268,43 @@ class AttestationSession:
         pending = self._pending.ours.pop(context, None)
         if pending is None:
             return
+        if self._first is None:
+            self._first = (result, pending.spki)
+        elif not self._change_allowed(result, pending.spki):
+            return
         self.peer_result = result
         self._peer_verified = True
         self._send(frames.ResultFrame(context))
         self._events.append(PeerAttested(context=context, result=result, initial=pending.initial))
         self._guard(self._answer_deferred)
         self._maybe_open_gate()
+
+    def _change_allowed(self, result: AttestationResult, spki: bytes) -> bool:
+        """Re-attestation: same key and measurements as the first one, unless allowed.
+
+        Closes the session with POLICY_REJECTED (and returns False) otherwise.
+        """
+        assert self._first is not None
+        previous, previous_key = self._first
+        change = compare_attestations(previous, result, previous_key=previous_key, current_key=spki)
+        if change is None:
+            return True
+        allow = self._config.allow_attestation_change
+        if callable(allow):
+            try:
+                allowed = bool(allow(change))
+            except Exception as exc:  # an application callback must not open anything
+                self._fail(PolicyRejected([f"attestation change callback failed: {exc!r}"]))
+                return False
+        else:
+            allowed = allow
+        if not allowed:
+            self._fail(
+                PolicyRejected(
+                    [f"re-attestation changed {', '.join(change.changed)} since the first"]
+                )
+            )
+        return allowed
 
     def verification_failed(self, context: bytes, error: BaseException) -> None:
         if not self.closed:
@@ -417,8 +457,10 @@ class AttestationSession:
         # validate() consumes the request: a second authenticator for it, even while the first
         # is being verified, raises ContextReused there, before anything else happens.
         validated: ValidatedAuthenticator = self._ea.validate(data)
-        if validated.context not in self._pending.ours:
+        pending = self._pending.ours.get(validated.context)
+        if pending is None:
             raise ProtocolViolation("authenticator for a request that is not outstanding")
+        pending.spki = validated.spki_der
         cmw = expat.extract(
             validated.certificate, offered=True, codepoint=self._config.cmw_extension
         )

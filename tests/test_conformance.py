@@ -24,6 +24,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from attack_helpers import (
     HostilePeer,
     forge_authenticator,
+    genuine_authenticator,
     hostile_client,
     hostile_server,
 )
@@ -44,9 +45,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from test_session import Side, check_fake_evidence
+from test_session import pair as session_pair
+from test_session import run as run_sessions
 
 import attquic
 from attquic import CloseCode, expat, frames, pkix, profile
+from attquic.attestation import (
+    AttestationChange,
+    AttestationResult,
+    HardwareAttestation,
+    IssuerAssertion,
+    compare_attestations,
+    measurements,
+)
 from attquic.demo_ca import DemoCA
 from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.ea.identity import generate_self_signed
@@ -59,6 +71,7 @@ from attquic.pkix import (
     validate_authenticator_certificate,
 )
 from attquic.profile import ATTQUIC_2, ATTQUIC_2_LEGACY_EXPAT_03, WireProfile
+from attquic.tdx.simulated import DEFAULT_MEASUREMENTS
 
 VECTOR_FILE = Path(__file__).resolve().parent / "data" / "binder-expat04.json"
 PROFILES = {"attquic/2": ATTQUIC_2, "attquic/2-legacy-expat-03": ATTQUIC_2_LEGACY_EXPAT_03}
@@ -687,3 +700,209 @@ async def test_udp_mutual_client_identity_is_checked_by_the_server() -> None:
         closed = await _rejected(server.port, client, bare_tls)
         assert closed.code == CloseCode.CERTIFICATE_REJECTED and closed.by_peer
     assert app.received == [b"x509"]
+
+
+# --- re-attestation: same key and measurements as the first, unless allowed -----------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measured(HardwareAttestation):
+    """A stand-in hardware result with TDX-named measurements."""
+
+    mrtd: bytes = bytes(48)
+    rtmrs: tuple[bytes, ...] = (bytes(48),) * 4
+    mrconfigid: bytes = bytes(48)
+
+
+def _measured_check(results: list[_Measured]) -> Any:
+    """A verifier stand-in: checks the binding, then returns the next result of ``results``."""
+
+    def check(cmw: Any, binding: Binding, now: float) -> AttestationResult:
+        check_fake_evidence(cmw, binding, now)
+        return results.pop(0)
+
+    return check
+
+
+def _reattest_in_memory(
+    second: _Measured, *, allow: Any = False, new_key: bool = False
+) -> tuple[Side, Side]:
+    client, server = session_pair()
+    if allow is not False:
+        client.session._config = dataclasses.replace(
+            client.session._config, allow_attestation_change=allow
+        )
+    first = _Measured(verified_at=1.0, media_type="t", evidence=b"")
+    client.check = _measured_check([first, second])
+    run_sessions(client, server)
+    assert client.session.gate_open and client.closed is None
+    if new_key:
+        server.session._config = dataclasses.replace(
+            server.session._config, identity=CLIENT_IDENTITY
+        )
+    client.session.request_attestation(2.0)
+    run_sessions(client, server, now=2.0)
+    return client, server
+
+
+def test_reattestation_with_the_same_key_and_measurements_passes() -> None:
+    same = _Measured(verified_at=2.0, media_type="t", evidence=b"other quote bytes")
+    client, _ = _reattest_in_memory(same)
+    assert client.closed is None and len(client.attested) == 2
+    assert client.session.peer_result is same
+
+
+@pytest.mark.parametrize(
+    ("second", "new_key", "named"),
+    [
+        (
+            _Measured(verified_at=2.0, media_type="t", evidence=b"", mrtd=b"\x01" * 48),
+            False,
+            "mrtd",
+        ),
+        (
+            _Measured(
+                verified_at=2.0,
+                media_type="t",
+                evidence=b"",
+                rtmrs=(bytes(48),) * 2 + (b"\x02" * 48, bytes(48)),
+            ),
+            False,
+            "rtmrs[2]",
+        ),
+        (
+            _Measured(verified_at=2.0, media_type="t", evidence=b"", mrconfigid=b"\x03" * 48),
+            False,
+            "mrconfigid",
+        ),
+        (_Measured(verified_at=2.0, media_type="u", evidence=b""), False, "media type"),
+        (_Measured(verified_at=2.0, media_type="t", evidence=b""), True, "authenticator key"),
+    ],
+    ids=["mrtd", "rtmr2", "mrconfigid", "media-type", "key"],
+)
+def test_reattestation_change_is_policy_rejected(
+    second: _Measured, new_key: bool, named: str
+) -> None:
+    client, _ = _reattest_in_memory(second, new_key=new_key)
+    assert client.closed is not None and client.closed.code is CloseCode.POLICY_REJECTED
+    assert named in client.closed.reason
+    assert client.session.peer_result is not second  # the changed result is never published
+
+
+def test_reattestation_change_allowed_by_setting_or_callback() -> None:
+    changed = _Measured(verified_at=2.0, media_type="t", evidence=b"", mrtd=b"\x01" * 48)
+    client, _ = _reattest_in_memory(changed, allow=True)
+    assert client.closed is None and client.session.peer_result is changed
+
+    seen: list[AttestationChange] = []
+
+    def only_rtmrs(change: AttestationChange) -> bool:
+        seen.append(change)
+        return all(name.startswith("rtmrs[") for name in change.changed)
+
+    client, _ = _reattest_in_memory(changed, allow=only_rtmrs, new_key=True)
+    assert client.closed is not None and client.closed.code is CloseCode.POLICY_REJECTED
+    (change,) = seen
+    assert change.key_changed and change.changed == ("authenticator key", "mrtd")
+    assert change.current is changed and change.previous.verified_at == 1.0
+
+    rtmr_only = _Measured(
+        verified_at=2.0, media_type="t", evidence=b"", rtmrs=(b"\x09" * 48,) + (bytes(48),) * 3
+    )
+    client, _ = _reattest_in_memory(rtmr_only, allow=only_rtmrs)
+    assert client.closed is None and client.session.peer_result is rtmr_only
+
+
+def test_a_failing_change_callback_fails_closed() -> None:
+    def broken(change: AttestationChange) -> bool:
+        raise RuntimeError("application bug")
+
+    changed = _Measured(verified_at=2.0, media_type="t", evidence=b"", mrtd=b"\x01" * 48)
+    client, _ = _reattest_in_memory(changed, allow=broken)
+    assert client.closed is not None and client.closed.code is CloseCode.POLICY_REJECTED
+    assert "callback failed" in client.closed.reason
+
+
+def test_measurements_of_an_ear_result() -> None:
+    result = IssuerAssertion(verified_at=1.0, media_type="m", token=b"t", issuer="verifier A")
+    named = measurements(result)
+    assert named["issuer"] == "verifier A" and named["result type"] == "IssuerAssertion"
+    other = IssuerAssertion(verified_at=2.0, media_type="m", token=b"u", issuer="verifier B")
+    change = compare_attestations(result, other, previous_key=b"k", current_key=b"k")
+    assert change is not None and change.changed == ("issuer",)
+    same = IssuerAssertion(verified_at=3.0, media_type="m", token=b"v", issuer="verifier A")
+    assert compare_attestations(result, same, previous_key=b"k", current_key=b"k") is None
+
+
+class _SwitchingAttester:
+    """Honest evidence, but from a TD whose RTMR2 differs after the first quote."""
+
+    def __init__(self) -> None:
+        rtmrs = list(DEFAULT_MEASUREMENTS.rtmrs)
+        rtmrs[2] = b"\x5a" * 48
+        self._first, self._later = default_attester(), default_attester(rtmrs=rtmrs)
+        self.calls = 0
+
+    async def attest(self, binding: Binding) -> Any:
+        self.calls += 1
+        source = self._first if self.calls == 1 else self._later
+        return await source.attest(binding)
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+async def test_udp_reattestation_with_other_measurements() -> None:
+    """The policy accepts either RTMR2 (it does not pin it), yet the change on a live
+    connection is refused unless the relying party allows it."""
+    for allow in (False, True):
+        app = EchoApp()
+        config = attestation(attester=_SwitchingAttester(), attestation_timeout=5.0)
+        async with running_server(config, app) as server:
+            client = _verifying(allow_attestation_change=allow)
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=client
+            ) as connection:
+                assert await echo_once(connection, b"before") == b"before"
+                if allow:
+                    result = await connection.reattest()
+                    assert result.rtmrs[2] == b"\x5a" * 48  # type: ignore[attr-defined]
+                    assert await echo_once(connection, b"after") == b"after"
+                else:
+                    with pytest.raises(attquic.ConnectionClosed) as info:
+                        await connection.reattest()
+                    assert info.value.code == CloseCode.POLICY_REJECTED
+                    assert "rtmrs[2]" in info.value.reason
+        assert app.received == ([b"before", b"after"] if allow else [b"before"])
+
+
+@pytest.mark.anyio
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::attquic.tdx.simulated.SimulatedTdxWarning")
+async def test_udp_reattestation_with_another_key() -> None:
+    """A server that re-attests with another (valid, trusted) key and genuine evidence for it."""
+    other_key = TEST_CA.issue("second key", client=False)
+    genuine = default_attester()
+
+    async def script(peer: HostilePeer) -> None:
+        await peer.next_frame(frames.SetupFrame)
+        peer.send_control(frames.SetupFrame(2, requests_attestation=False, attests=True))
+        identities = iter([TLS_IDENTITY, other_key])
+        while True:
+            frame = await peer.next_frame()
+            if not isinstance(frame, frames.AuthenticatorRequestFrame):
+                continue  # the client's RESULT
+            request = AuthenticatorRequest.decode(frame.request)
+            answer = await genuine_authenticator(peer, request, genuine, next(identities))
+            peer.send_control(frames.AuthenticatorFrame(answer))
+
+    async with hostile_server(script) as (port, peers):
+        client = _verifying(trust_store=TEST_CA.trust_store)
+        async with attquic.connect(
+            "127.0.0.1", port, configuration=client_tls(), attestation=client
+        ) as connection:
+            with pytest.raises(attquic.ConnectionClosed) as info:
+                await connection.reattest()
+        assert info.value.code == CloseCode.POLICY_REJECTED
+        assert "authenticator key" in info.value.reason
+        assert await peers[0].close_code() == CloseCode.POLICY_REJECTED
