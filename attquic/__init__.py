@@ -16,6 +16,7 @@ The public API::
 
 from attquic.api import AttestedConnection, AttestedServer, connect, serve
 from attquic.attestation import (
+    AttestationChange,
     AttestationResult,
     Attester,
     HardwareAttestation,
@@ -24,12 +25,17 @@ from attquic.attestation import (
 )
 from attquic.config import AttestationConfiguration
 from attquic.errors import AttquicError, CloseCode, ConnectionClosed, LocalError, RemoteError
+from attquic.pkix import TrustStore
+from attquic.profile import ATTQUIC_2, ATTQUIC_2_LEGACY_EXPAT_03, WireProfile
 from attquic.streams import AttestationAttribute, AttestedStream
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ATTQUIC_2",
+    "ATTQUIC_2_LEGACY_EXPAT_03",
     "AttestationAttribute",
+    "AttestationChange",
     "AttestationConfiguration",
     "AttestationResult",
     "AttestedConnection",
@@ -43,7 +49,9 @@ __all__ = [
     "IssuerAssertion",
     "LocalError",
     "RemoteError",
+    "TrustStore",
     "Verifier",
+    "WireProfile",
     "__version__",
     "connect",
     "serve",
