@@ -1,9 +1,11 @@
 """The key and certificate chain an endpoint authenticates with.
 
-By default (DESIGN.md) the attester generates a P-256 key when it starts, inside the TEE, with a
-self-signed certificate: the key is trusted because the TDX REPORTDATA commits to the hash of its
-SubjectPublicKeyInfo, not because of a CA. :func:`from_pem` loads an existing key and chain
-(for example the endpoint's TLS certificate) instead.
+An attested endpoint authenticates, by default, with its TLS certificate and key; the relying
+party validates that certificate by X.509 rules (:mod:`attquic.pkix`), and the evidence commits
+to the hash of its SubjectPublicKeyInfo on top. :func:`from_pem` loads a key and chain,
+:func:`generate_self_signed` makes an ephemeral self-signed one, which a relying party accepts
+only if it opted in to trusting a key through the evidence alone (a deviation from
+draft-fossati-seat-expat -04 §3.3).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def generate_self_signed(
     now: datetime.datetime | None = None,
     validity: datetime.timedelta = DEFAULT_VALIDITY,
 ) -> SigningIdentity:
-    """A fresh key and a self-signed leaf certificate for it (the attester's default identity).
+    """A fresh key and a self-signed leaf certificate for it (an ephemeral identity).
 
     ``now`` (timezone-aware) sets notBefore (one minute earlier, for clock skew); default: the
     current time.
