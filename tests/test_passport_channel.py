@@ -585,3 +585,26 @@ async def test_ear_sent_to_a_background_check_relying_party_is_rejected(
     async with passport_attester(verifier_service) as attester:
         closed = await _expect_rejection(attester, simulated_verifier(), CloseCode.EVIDENCE_INVALID)
     assert "TDX quote" in str(closed)
+
+
+# --- the legacy wire profile ---------------------------------------------------------------
+
+
+async def test_legacy_profile_passport_channel(verifier_service: VerifierProcess) -> None:
+    """Both ends on the expat -03 binder: the service is profile-agnostic (it is given the
+    binding as the nonce), so the passport model works the same as with attquic/2."""
+    legacy = profile.ATTQUIC_2_LEGACY_EXPAT_03
+    app = EchoApp()
+    async with (
+        passport_attester(verifier_service) as attester,
+        running_server(attestation(attester=attester, profile=legacy), app) as server,
+        attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=ear_verifier(verifier_service), profile=legacy),
+        ) as connection,
+    ):
+        _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
+        assert await echo_once(connection, b"legacy passport") == b"legacy passport"
+    assert app.received == [b"legacy passport"]
