@@ -39,13 +39,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from cryptography.x509.verification import (
-    Criticality,
-    ExtensionPolicy,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 
 from attquic.errors import CertificateRejected, ConfigurationError
 
@@ -171,7 +165,7 @@ class TrustStore:
         )
         try:
             verifier.verify(chain[0], list(chain[1:]))
-        except (VerificationError, ValueError, TypeError) as exc:  # fail closed on anything
+        except Exception as exc:  # VerificationError, or a parse error: fail closed on anything
             raise CertificateRejected(
                 f"the authenticator's certificate does not validate against the trust store: "
                 f"{_short(exc)}"
@@ -206,7 +200,7 @@ def _check_leaf_in_use(leaf: x509.Certificate, now: float) -> None:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return
-    except ValueError as exc:  # a malformed extension
+    except Exception as exc:  # a malformed or duplicated extension: fail closed
         raise CertificateRejected(f"the authenticator's certificate is malformed: {exc}") from None
     if not usage.digital_signature:
         raise CertificateRejected("the authenticator's certificate does not allow digitalSignature")

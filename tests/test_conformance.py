@@ -42,9 +42,11 @@ from channel_helpers import (
     simulated_verifier,
 )
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_session import Side, check_fake_evidence
 from test_session import pair as session_pair
 from test_session import run as run_sessions
@@ -906,3 +908,30 @@ async def test_udp_reattestation_with_another_key() -> None:
         assert info.value.code == CloseCode.POLICY_REJECTED
         assert "authenticator key" in info.value.reason
         assert await peers[0].close_code() == CloseCode.POLICY_REJECTED
+
+
+@settings(max_examples=300, deadline=None)
+@given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
+def test_a_mutated_authenticator_certificate_fails_closed(position: int, flip: int) -> None:
+    """Any byte of a trusted leaf changed: either the DER no longer parses, or validation
+    rejects it with CertificateRejected (never another exception), or the signed part is intact."""
+    identity = _MUTATION_BASE
+    der = bytearray(identity.leaf.public_bytes(serialization.Encoding.DER))
+    der[position % len(der)] ^= flip
+    try:
+        mutated = x509.load_der_x509_certificate(bytes(der))
+    except Exception:  # the RFC 9261 layer turns any parse failure into EADecodeError
+        return
+    for kwargs in (
+        {"trust_store": TEST_CA.trust_store},
+        {"tls_certificate": mutated, "tls_verified": True},
+    ):
+        try:
+            _validate([mutated], **kwargs)
+        except CertificateRejected:
+            continue
+        if "trust_store" in kwargs:
+            assert mutated.tbs_certificate_bytes == identity.leaf.tbs_certificate_bytes
+
+
+_MUTATION_BASE = TEST_CA.issue("mutation base", client=False)
