@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import dcap_qvl
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from attquic.errors import BindingMismatch, ConfigurationError, PolicyRejected
+from attquic.errors import BindingMismatch, ConfigurationError, EvidenceInvalid, PolicyRejected
 from attquic.keyschedule import Binding
 from attquic.profile import TDX_QUOTE_MEDIA_TYPE
 from attquic.tdx import _sim_pki as pki
@@ -711,3 +712,64 @@ async def test_over_udp_later_connections_take_the_fast_path() -> None:
                 raise AssertionError("a replayed quote must not open a connection")
     assert info.value.code == attquic.CloseCode.BINDING_MISMATCH
     assert client_verifier.cache.hits["cache"] >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("offload", [False, True])
+async def test_concurrent_identical_evidence_runs_dcap_once(offload: bool) -> None:
+    """One batched quote reaching many connections at once: dcap-qvl runs once, inline or in
+    worker threads; every connection still gets its own binding check."""
+    hierarchy = SimulatedTdxHierarchy.default()
+    attester = SimulatedTdxAttester(hierarchy)
+    verifier = TdxVerifier(
+        SimulatedCollateral(hierarchy),
+        PERMISSIVE,
+        unsafe_root_ca_der=hierarchy.root_ca_der,
+        offload_to_thread=offload,
+        fast_path=False,
+    )
+    binding = Binding("sha384", os.urandom(48), os.urandom(48))
+    cmw = await attester.attest(binding)
+    other = Binding("sha384", os.urandom(48), os.urandom(48))
+    results: list[object] = []
+
+    async def one(expected: Binding) -> None:
+        try:
+            results.append((await verifier.verify(cmw, expected, now=NOW)).verified_by)
+        except BindingMismatch as exc:
+            results.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for i in range(12):
+            group.start_soon(one, other if i == 5 else binding)
+    assert verifier.cache.hits["dcap-qvl"] == 1
+    assert sorted(r for r in results if isinstance(r, str)) == ["cache"] * 10 + ["dcap-qvl"]
+    assert sum(isinstance(r, BindingMismatch) for r in results) == 1
+    assert verifier._in_flight == {}
+
+
+@pytest.mark.anyio
+async def test_offloaded_leader_failure_wakes_the_others() -> None:
+    hierarchy = SimulatedTdxHierarchy.default()
+    attester = SimulatedTdxAttester(hierarchy, knobs=SimulationKnobs(bad_quote_signature=True))
+    verifier = TdxVerifier(
+        SimulatedCollateral(hierarchy),
+        PERMISSIVE,
+        unsafe_root_ca_der=hierarchy.root_ca_der,
+        offload_to_thread=True,
+    )
+    binding = Binding("sha384", os.urandom(48), os.urandom(48))
+    cmw = await attester.attest(binding)
+    failures: list[Exception] = []
+
+    async def one() -> None:
+        try:
+            await verifier.verify(cmw, binding, now=NOW)
+        except EvidenceInvalid as exc:
+            failures.append(exc)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(one)
+    assert len(failures) == 4 and verifier._in_flight == {} and len(verifier.cache) == 0

@@ -29,12 +29,14 @@ platform fast path); steps 1-3, 5 and 6 run for every quote whatever path step 4
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import anyio.to_thread
 import dcap_qvl
 import structlog
@@ -424,6 +426,7 @@ class TdxVerifier:
         self.media_type = media_type
         self.cache = VerdictCache(cache_settings, evidence=verification_cache, platform=fast_path)
         """The remembered dcap-qvl verdicts (``cache.hits`` counts each path's answers)."""
+        self._in_flight: dict[tuple[bytes, int], anyio.Event] = {}
         if unsafe_root_ca_der is not None:
             _log.warning(
                 "tdx.unsafe_root_ca",
@@ -446,11 +449,35 @@ class TdxVerifier:
             cache=self.cache if self.cache.enabled else None,
             warn_unsafe_root=False,
         )
-        verdict = await anyio.to_thread.run_sync(run) if self.offload_to_thread else run()
+        if self.offload_to_thread:
+            verdict = await self._offloaded(run, quote, collateral)
+        else:
+            verdict = run()
         if verdict.error is not None:
             raise verdict.error
         assert verdict.attestation is not None
         return verdict.attestation
+
+    async def _offloaded(
+        self, run: Callable[[], QuoteVerdict], quote: TdxQuote, collateral: Collateral
+    ) -> QuoteVerdict:
+        """``run`` in a worker thread; concurrent calls for the same quote and collateral wait
+        for the first one, so that the verification cache answers them (inline, the event loop
+        serialises the calls anyway). A leader that fails or is cancelled still wakes them; after
+        a rejection (never cached) each runs its own verification."""
+        if not self.cache.evidence:
+            return await anyio.to_thread.run_sync(run)
+        key = (hashlib.sha256(quote.raw).digest(), id(collateral))
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            await pending.wait()
+            return await anyio.to_thread.run_sync(run)
+        done = self._in_flight[key] = anyio.Event()
+        try:
+            return await anyio.to_thread.run_sync(run)
+        finally:
+            del self._in_flight[key]
+            done.set()
 
     def quote_bytes(self, cmw: object) -> bytes:
         """The quote carried by the one TDX evidence record in ``cmw`` (EvidenceInvalid)."""
