@@ -12,6 +12,7 @@ policy).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -773,3 +774,38 @@ async def test_offloaded_leader_failure_wakes_the_others() -> None:
             for _ in range(4):
                 group.start_soon(one)
     assert len(failures) == 4 and verifier._in_flight == {} and len(verifier.cache) == 0
+
+
+def test_a_pck_chain_in_the_collateral_bounds_the_entry_too() -> None:
+    """dcap-qvl uses a collateral's own ``pck_certificate_chain`` instead of the quote's (its
+    Python binding does not expose it): its expiry bounds the entry as well."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from attquic.tdx.verdict_cache import DcapVerdict
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "short-lived")])
+    expires = datetime.datetime.fromtimestamp(NOW + 100, datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(expires - datetime.timedelta(days=1))
+        .not_valid_after(expires)
+        .sign(key, hashes.SHA256())
+    )
+    hierarchy = SimulatedTdxHierarchy.default()
+    fields = json.loads(hierarchy.collateral_json(NOW))
+    fields["pck_certificate_chain"] = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    with_chain = Collateral.from_json(json.dumps(fields))
+    quote = parse_quote(hierarchy.quote(os.urandom(64)))
+    cache = VerdictCache()
+    cache.remember(quote, with_chain, hierarchy.root_ca_der, NOW, DcapVerdict("UpToDate", ()))
+    assert cache.lookup(quote, with_chain, hierarchy.root_ca_der, NOW + 99) is not None
+    assert cache.lookup(quote, with_chain, hierarchy.root_ca_der, NOW + 100) is None

@@ -42,6 +42,7 @@ copy of the attestation key) and the digests of the last 8 collateral objects se
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -197,7 +198,7 @@ class VerdictCache:
         """dcap-qvl's verdict for ``quote`` if an entry proves it; ``None`` = run dcap-qvl."""
         if not self.enabled:
             return None
-        context = self._context(collateral, anchor_der).digest + _anchor_digest(anchor_der)
+        context = self._context(collateral).digest + _anchor_digest(anchor_der)
         if self.evidence:
             key = hashlib.sha256(quote.raw).digest() + context
             entry = self._get(self._evidence, key, now)
@@ -234,7 +235,7 @@ class VerdictCache:
         self._count("dcap-qvl")
         if not self.enabled:
             return
-        facts = self._context(collateral, anchor_der)
+        facts = self._context(collateral)
         try:
             chain_der = quote.pck_chain_der
         except QuoteFormatError:
@@ -290,14 +291,18 @@ class VerdictCache:
             while len(table) > bound:
                 table.popitem(last=False)
 
-    def _context(self, collateral: Collateral, anchor_der: bytes) -> _CollateralFacts:
-        """Digest and earliest expiry of ``collateral``, computed once per object."""
+    def _context(self, collateral: Collateral) -> _CollateralFacts:
+        """Digest (SHA-256 of dcap-qvl's serialisation of every field) and earliest expiry of
+        ``collateral``, computed once per object."""
         with self._lock:
             facts = self._collateral.get(id(collateral))
             if facts is not None and facts.collateral is collateral:
                 self._collateral.move_to_end(id(collateral))
                 return facts
-        facts = _CollateralFacts(collateral, _collateral_digest(collateral), _expiry(collateral))
+        text: str = collateral.qvl.to_json()
+        facts = _CollateralFacts(
+            collateral, hashlib.sha256(text.encode("utf-8")).digest(), _expiry(collateral, text)
+        )
         with self._lock:
             self._collateral[id(collateral)] = facts
             while len(self._collateral) > _COLLATERAL_MEMO_SIZE:
@@ -317,12 +322,6 @@ def _signature_valid(key: ec.EllipticCurvePublicKey, quote: TdxQuote) -> bool:
     return True
 
 
-def _collateral_digest(collateral: Collateral) -> bytes:
-    """SHA-256 of dcap-qvl's own serialisation of every collateral field."""
-    text: str = collateral.qvl.to_json()
-    return hashlib.sha256(text.encode("utf-8")).digest()
-
-
 _ANCHOR_DIGESTS: dict[bytes, bytes] = {}
 
 
@@ -335,13 +334,27 @@ def _anchor_digest(anchor_der: bytes) -> bytes:
     return digest
 
 
-def _expiry(collateral: Collateral) -> float:
-    """Earliest expiry of any collateral piece or collateral certificate (-inf if unreadable)."""
-    qvl = collateral.qvl
-    chains = [qvl.pck_crl_issuer_chain, qvl.tcb_info_issuer_chain, qvl.qe_identity_issuer_chain]
-    extra = getattr(qvl, "pck_certificate_chain", None)
-    if isinstance(extra, str):
-        chains.append(extra)
+def _expiry(collateral: Collateral, text: str) -> float:
+    """Earliest expiry of any collateral piece or certificate in it (-inf if unreadable).
+
+    ``text`` is dcap-qvl's serialisation of the collateral (the digest's input): it also holds
+    the optional ``pck_certificate_chain``, which dcap-qvl then uses instead of the quote's and
+    which its Python binding does not expose as an attribute.
+    """
+    try:
+        fields = json.loads(text)
+        chains = [
+            fields[name]
+            for name in (
+                "pck_crl_issuer_chain",
+                "tcb_info_issuer_chain",
+                "qe_identity_issuer_chain",
+                "pck_certificate_chain",
+            )
+            if fields.get(name) is not None
+        ]
+    except (ValueError, TypeError, KeyError):
+        return -math.inf
     expiry = collateral.not_after
     for chain in chains:
         try:
