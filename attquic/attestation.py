@@ -27,6 +27,7 @@ __all__ = [
     "AttestationChange",
     "AttestationResult",
     "Attester",
+    "BatchingAttester",
     "HardwareAttestation",
     "IssuerAssertion",
     "Verifier",
@@ -69,6 +70,20 @@ class Attester(Protocol):
 
     async def attest(self, binding: Binding) -> CMW:
         """Evidence (or a result) committing to ``binding``."""
+        ...
+
+
+@runtime_checkable
+class BatchingAttester(Attester, Protocol):
+    """An attester that can answer a peer which accepts batched evidence (SETUP bit 2).
+
+    ``attest_batched`` may return either form: a batched CMW (:mod:`attquic.batching`: one
+    quote over a Merkle root of many bindings plus this binding's inclusion proof) or the
+    unbatched CMW ``attest`` would return. The adapter calls it only for such peers.
+    """
+
+    async def attest_batched(self, binding: Binding) -> CMW:
+        """Evidence committing to ``binding``, batched or not."""
         ...
 
 

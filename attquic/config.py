@@ -68,6 +68,10 @@ class AttestationConfiguration:
     construction it holds the codepoint in use and :attr:`profile` carries it."""
     attest_after_peer_verified: bool = False
     """Evidence privacy (mutual mode): send our evidence only after the peer's verified."""
+    accept_batched_evidence: bool = True
+    """As relying party, accept batched evidence (one quote covering a Merkle tree of many
+    connections' bindings plus this connection's inclusion proof; docs/protocol.md): SETUP
+    announces it with bit 2. Off: the peer sends one quote per request."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall-clock source for verification times (Unix seconds). Tests pin it."""
     allow_attestation_change: bool | Callable[[AttestationChange], bool] = False

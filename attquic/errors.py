@@ -23,6 +23,7 @@ __all__ = [
     "AuthenticatorError",
     "BadFinished",
     "BadSignature",
+    "BatchProofError",
     "BindingMismatch",
     "BufferOverflow",
     "CMWError",
@@ -43,6 +44,7 @@ __all__ = [
     "ExtensionNotRequested",
     "FrameError",
     "LocalError",
+    "MerkleProofError",
     "MisplacedExtension",
     "NoCommonSignatureScheme",
     "PolicyRejected",
@@ -265,6 +267,15 @@ class BindingMismatch(AttestationError):
     """Evidence is not bound to this connection (REPORTDATA or eat_nonce mismatch)."""
 
     close_code = CloseCode.BINDING_MISMATCH
+
+
+class BatchProofError(BindingMismatch):
+    """Batched evidence whose inclusion proof is malformed (bad CBOR, wrong shape or types)."""
+
+
+class MerkleProofError(BindingMismatch):
+    """An inclusion proof that does not lead to the root the evidence commits to (index out of
+    range, path of the wrong length for the tree size, tampered element, other leaf)."""
 
 
 class PolicyRejected(AttestationError):

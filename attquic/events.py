@@ -41,6 +41,8 @@ class EvidenceNeeded:
 
     context: bytes
     binding: Binding
+    peer_accepts_batched: bool = False
+    """The peer's SETUP accepts batched evidence: a batching attester may batch this one."""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ VERAISON_EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 EAR_03_JWT_MEDIA_TYPE: Final = f'application/eat+jwt; eat_profile="{EAR_03_PROFILE}"'
 #: Passport model: an EAR JWT (-03; attquic.ear also reads Veraison's profile).
 EAR_JWT_MEDIA_TYPE: Final = EAR_03_JWT_MEDIA_TYPE
+#: Batched evidence: the ``"batch-proof"`` record, CBOR ``[tree_size, leaf_index, [path...]]``.
+BATCH_PROOF_MEDIA_TYPE: Final = "application/vnd.attquic.merkle-proof+cbor"
+#: Requests one batched quote covers at most, by default.
+DEFAULT_MAX_BATCH_SIZE: Final = 64
 
 #: CMW ``ind`` bits.
 IND_REFERENCE_VALUES: Final = 1

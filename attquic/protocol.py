@@ -29,7 +29,7 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
 from attquic import profile
-from attquic.attestation import AttestationResult
+from attquic.attestation import AttestationResult, BatchingAttester
 from attquic.config import AttestationConfiguration
 from attquic.early_data import EarlyDataBudget, EarlyDataBuffer
 from attquic.errors import (
@@ -96,6 +96,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 profile=attestation.profile,
                 attest_after_peer_verified=attestation.attest_after_peer_verified,
                 allow_attestation_change=attestation.allow_attestation_change,
+                accept_batched_evidence=attestation.accept_batched_evidence,
             )
         )
         self._streams: dict[int, AttestedStream] = {}
@@ -287,7 +288,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         assert attester is not None
         started = time.perf_counter()
         try:
-            cmw = await attester.attest(event.binding)
+            if event.peer_accepts_batched and isinstance(attester, BatchingAttester):
+                cmw = await attester.attest_batched(event.binding)
+            else:
+                cmw = await attester.attest(event.binding)
         except Exception as exc:  # any attester failure is ours: INTERNAL_ERROR
             self._log.error("evidence.failed", error=repr(exc))
             self._session.evidence_failed(event.context, exc)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec
 
-from attquic import expat, frames, profile
+from attquic import batching, expat, frames, profile
 from attquic.attestation import AttestationChange, AttestationResult, compare_attestations
 from attquic.cmw import CMW
 from attquic.ea.authenticator import ExportedAuthenticators, ValidatedAuthenticator
@@ -90,6 +90,8 @@ class SessionConfiguration:
     """Whether a re-attestation may present another authenticator key or other measurements
     than the connection's first attestation: False (default: POLICY_REJECTED), True, or a
     callback deciding per change."""
+    accept_batched_evidence: bool = True
+    """As relying party, announce (SETUP bit 2) and accept batched evidence."""
     # last: inside the class body the name shadows the attquic.profile module
     profile: WireProfile = ATTQUIC_2
     """The wire profile: SETUP version, binder label, cmw_attestation codepoint."""
@@ -342,6 +344,7 @@ class AttestationSession:
                 version=self._config.profile.setup_version,
                 requests_attestation=self._config.requires_peer_attestation,
                 attests=self._config.attests,
+                accepts_batched=self._accepts_batched,
             )
         )
         self._setup_sent = True
@@ -421,18 +424,29 @@ class AttestationSession:
         self._request_evidence(request)
 
     @property
+    def _accepts_batched(self) -> bool:
+        return self._config.requires_peer_attestation and self._config.accept_batched_evidence
+
+    @property
     def _peer_role(self) -> str:
         return "server" if self._config.is_client else "client"
 
     def _request_evidence(self, request: AuthenticatorRequest) -> None:
         assert self._exporter is not None and self._config.identity is not None
+        assert self._peer_setup is not None
         binding = Binding.compute(
             self._exporter,
             request.context,
             self._config.identity.spki_der,
             wire_profile=self._config.profile,
         )
-        self._events.append(EvidenceNeeded(context=request.context, binding=binding))
+        self._events.append(
+            EvidenceNeeded(
+                context=request.context,
+                binding=binding,
+                peer_accepts_batched=self._peer_setup.accepts_batched,
+            )
+        )
 
     def _answer_deferred(self) -> None:
         while self._pending.deferred:
@@ -473,6 +487,9 @@ class AttestationSession:
             validated.spki_der,
             wire_profile=self._config.profile,
         )
+        # batched evidence: check the proof from our own binding; the verifier then checks the
+        # evidence against the batch root it leads to (BindingMismatch on any inconsistency)
+        cmw, binding, _ = batching.resolve_batched(cmw, binding, accepted=self._accepts_batched)
         self._events.append(
             VerificationNeeded(
                 context=validated.context, cmw=cmw, binding=binding, chain=validated.chain

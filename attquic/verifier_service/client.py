@@ -26,7 +26,8 @@ import anyio.to_thread
 import httpx
 
 from attquic import profile
-from attquic.cmw import CMWRecord
+from attquic.batching import DEFAULT_MAX_BATCH_SIZE, EvidenceBatcher
+from attquic.cmw import CMW, CMWRecord
 from attquic.ear.claims import b64url_decode, parse_claims_json
 from attquic.ear.token import ACCEPTED_PROFILES, ear_media_type
 from attquic.errors import AttesterUnavailable, EvidenceInvalid, VerifierUnavailable
@@ -267,9 +268,21 @@ class PassportAttester:
     in a worker thread (it may block on configfs-tsm).
     """
 
-    def __init__(self, quote_source: QuoteSource, client: VerifierClient) -> None:
+    def __init__(
+        self,
+        quote_source: QuoteSource,
+        client: VerifierClient,
+        *,
+        batching: bool = True,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> None:
         self.quote_source = quote_source
         self.client = client
+        self.batcher = (
+            EvidenceBatcher(self.attest, max_batch_size=max_batch_size) if batching else None
+        )
+        """Batching (default on): toward peers that accept batched evidence, one quote, one
+        verifier-service session and one EAR (``eat_nonce`` = the batch root) per batch."""
 
     async def _quote(self, report_data: bytes) -> bytes:
         get_quote: Callable[[bytes], bytes | Awaitable[bytes]] = self.quote_source.get_quote
@@ -293,6 +306,12 @@ class PassportAttester:
             raise AttesterUnavailable(f"no attestation result from the verifier: {exc}") from exc
         media_type = ear_media_type(_ear_profile_of(ear))
         return CMWRecord(media_type, ear.encode("ascii"), profile.IND_ATTESTATION_RESULTS)
+
+    async def attest_batched(self, binding: Binding) -> CMW:
+        """The batch's EAR plus this binding's inclusion proof (:meth:`attest` if not batching)."""
+        if self.batcher is None:
+            return await self.attest(binding)
+        return await self.batcher.attest(binding)
 
 
 def _ear_profile_of(token: str) -> str:

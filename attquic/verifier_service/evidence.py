@@ -6,8 +6,9 @@ against the nonce. Two evidence media types are accepted:
 
 * :data:`ATTQUIC_TDX_EVIDENCE_MEDIA_TYPE` (what :class:`~attquic.verifier_service.PassportAttester`
   sends): a CBOR map ``{"tdx-quote": bstr, "aik-pub-hash": bstr}``. The service requires
-  REPORTDATA = ``SHA-512(nonce ‖ aik-pub-hash)`` and ``len(aik-pub-hash) == len(nonce)``
-  (both are outputs of the connection's TLS hash: 32 or 48 bytes).
+  REPORTDATA = ``SHA-512(nonce ‖ aik-pub-hash)``; ``aik-pub-hash`` is an output of the
+  connection's TLS hash (32 or 48 bytes) and the nonce is as long (one binding) or 64 bytes
+  (the SHA-512 Merkle root of a batch of bindings, see :mod:`attquic.batching`).
 * :data:`~attquic.profile.TDX_QUOTE_MEDIA_TYPE`: a raw quote whose REPORTDATA is the nonce
   itself, zero-padded to 64 bytes (the usual "nonce in REPORTDATA" convention of generic
   challenge-response clients).
@@ -47,6 +48,7 @@ _QUOTE_KEY: Final = "tdx-quote"
 _AIK_KEY: Final = "aik-pub-hash"
 _HASH_NAMES: Final = {32: "sha256", 48: "sha384"}
 _REPORT_DATA_SIZE: Final = 64
+_BATCH_ROOT_SIZE: Final = 64  # SHA-512 Merkle root of a batch of bindings (attquic.batching)
 
 
 class EvidenceFormatError(DecodeError):
@@ -94,11 +96,13 @@ def _decode_attquic(body: bytes, nonce: bytes) -> SubmittedEvidence:
     quote, aik = value[_QUOTE_KEY], value[_AIK_KEY]
     if not isinstance(quote, bytes) or not isinstance(aik, bytes):
         raise EvidenceFormatError("evidence values must be byte strings")
-    if len(aik) != len(nonce) or len(nonce) not in _HASH_NAMES:
+    # the nonce is the binding (one TLS hash, like aik-pub-hash) or a batch's Merkle root
+    if len(aik) not in _HASH_NAMES or len(nonce) not in (len(aik), _BATCH_ROOT_SIZE):
         raise EvidenceFormatError(
-            "aik-pub-hash and the session nonce must both be one TLS hash (32 or 48 bytes)"
+            "aik-pub-hash must be one TLS hash (32 or 48 bytes) and the session nonce as long,"
+            " or a 64-byte batch root"
         )
-    binding = Binding(hash_name=_HASH_NAMES[len(nonce)], binding=nonce, aik_pub_hash=aik)
+    binding = Binding(hash_name=_HASH_NAMES[len(aik)], binding=nonce, aik_pub_hash=aik)
     return SubmittedEvidence(quote, binding.report_data)
 
 
