@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
+import tdx_cost
 from harness import MODES, Pair, progress, summary
 
 Json = dict[str, Any]
@@ -373,7 +374,10 @@ def run(params: Params, preset: str, out_dir: Path, plot: bool) -> Json:
         for pair in pairs.values():
             pair.stop()
     results["verify"] = measure_verify(params)
+    cost = tdx_cost.measure(preset)
     report: Json = derive(results)
+    report["tdx_cost"] = cost["tdx_cost"]
+    report["tdx_cost_detail"] = cost["detail"]
     report.update(
         preset=preset,
         machine=facts,
@@ -397,6 +401,15 @@ def run(params: Params, preset: str, out_dir: Path, plot: bool) -> Json:
                 f"Time to first byte, {len(results['ttfb']['plain']['samples_ms'])} connections "
                 f"each ({facts['date']}, {facts['cores']} cores, Python {facts['python']}, "
                 f"aioquic {facts['aioquic']})",
+            )
+        )
+    if plot and importlib.util.find_spec("matplotlib") is not None:
+        report["tdx_cost_plot"] = str(
+            tdx_cost.plot(
+                cost,
+                out_dir / f"{stem}-tdx-cost.png",
+                f"Connections/s at real TDX cost (39 ms quotes, one at a time), {facts['date']}, "
+                f"{facts['cores']} cores",
             )
         )
     report["results"] = str(out_dir / f"{stem}.json")
@@ -575,6 +588,10 @@ def markdown(report: Json) -> str:
         "|---|---:|",
     ]
     lines += [f"| {name} | {value} |" for name, value in split_rows(report)]
+    lines += [
+        "",
+        tdx_cost.markdown({"tdx_cost": report["tdx_cost"], "detail": report["tdx_cost_detail"]}),
+    ]
     return "\n".join(lines)
 
 
@@ -595,10 +612,15 @@ def table(report: Json) -> str:
         "time to first byte, split (medians):",
         *(f"  {name:<36} {value:>8} ms" for name, value in split_rows(report)),
         "",
+        "",
+        tdx_cost.markdown({"tdx_cost": report["tdx_cost"], "detail": report["tdx_cost_detail"]}),
+        "",
         f"results: {report['results']}",
     ]
     if "plot" in report:
         lines.append(f"plot:    {report['plot']}")
+    if "tdx_cost_plot" in report:
+        lines.append(f"plot:    {report['tdx_cost_plot']}")
     return "\n".join(lines)
 
 

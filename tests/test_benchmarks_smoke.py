@@ -77,3 +77,23 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
     assert json.loads(results.read_text())["ttfb_ratio"] == report["ttfb_ratio"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "progress" not in completed.stdout and "[bench" in completed.stderr
+
+    # The real-TDX-cost section: exactly the documented keys, all finite and positive.
+    assert set(report["tdx_cost"]) == {
+        "latency_ms",
+        "plain_conn_rate",
+        "unbatched_conn_rate",
+        "batched_conn_rate",
+        "batched_cached_conn_rate",
+        "conn_rate_ratio",
+        "batched_ttfb_p95_ms",
+        "plain_ttfb_p95_ms",
+        "unbatched_ttfb_p95_ms",
+        "single_ttfb_ms",
+        "unbatched_single_ttfb_ms",
+        "plain_single_ttfb_ms",
+    }
+    for key, value in report["tdx_cost"].items():
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+    assert report["tdx_cost"]["latency_ms"] == pytest.approx(39.0)
+    assert Path(report["tdx_cost_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

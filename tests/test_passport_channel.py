@@ -609,3 +609,52 @@ async def test_legacy_profile_passport_channel(verifier_service: VerifierProcess
         _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
         assert await echo_once(connection, b"legacy passport") == b"legacy passport"
     assert app.received == [b"legacy passport"]
+
+
+# --- batched evidence ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mutual", [False, True])
+async def test_concurrent_peers_share_one_ear_per_batch(
+    verifier_service: VerifierProcess, mutual: bool
+) -> None:
+    """Quotes cost 50 ms, one at a time: concurrent requests queue and share one quote, one
+    verifier-service session and one EAR (eat_nonce = the batch root); each connection checks
+    its own inclusion proof and the EAR. A client that does not accept batches gets its own."""
+    clients = 10
+    app = EchoApp()
+    async with (
+        passport_attester(verifier_service, quote_latency=0.05) as server_attester,
+        passport_attester(verifier_service, version=5, quote_latency=0.05) as client_attester,
+    ):
+        server_config = attestation(
+            attester=server_attester, verifier=ear_verifier(verifier_service) if mutual else None
+        )
+
+        async def client(accept: bool) -> bytes:
+            config = attestation(
+                verifier=ear_verifier(verifier_service),
+                attester=client_attester if mutual else None,
+                accept_batched_evidence=accept,
+            )
+            async with attquic.connect(
+                "127.0.0.1", server.port, configuration=client_tls(), attestation=config
+            ) as connection:
+                result = _assert_issuer_assertion(connection.peer_attestation, True)
+                assert await echo_once(connection, b"batched") == b"batched"
+                assert result.claims.nonce is not None
+                return result.claims.nonce
+
+        async with running_server(server_config, app) as server:
+            nonces = await asyncio.gather(*(client(i > 0) for i in range(clients)))
+    assert len(nonces[0]) in (32, 48)  # the non-accepting client: eat_nonce is its binding
+    assert all(len(nonce) == 64 for nonce in nonces[1:])
+    assert len(set(nonces[1:])) < clients - 1  # some clients shared one EAR's root
+    assert server_attester.batcher is not None
+    sizes = list(server_attester.batcher.batch_sizes)
+    assert sum(sizes) == clients - 1 and max(sizes) > 1, sizes
+    if mutual:
+        assert client_attester.batcher is not None
+        assert sum(client_attester.batcher.batch_sizes) == clients
+        for connection in app.connections:
+            _assert_issuer_assertion(connection.peer_attestation, True)
