@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
+import data_paths
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from attquic import merkle
 from attquic.errors import BindingMismatch, MerkleProofError
 
-VECTORS = Path(__file__).parent / "data" / "merkle" / "inclusion"
+VECTORS = data_paths.VECTORS / "merkle" / "inclusion"
 # The RFC 6962 reference leaves (the Certificate Transparency test tree of 8 entries).
 LEAVES = [
     bytes.fromhex(h)
