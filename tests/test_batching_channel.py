@@ -223,3 +223,22 @@ async def test_a_failed_quote_refuses_its_batch_and_the_next_batch_retries() -> 
         assert isinstance(await _client(port, config, b"again"), TdxAttestation)
     assert list(attester.batcher.batch_sizes) == [1]  # only the successful batch counts
     assert len(app.connections) == 1
+
+
+def test_the_batched_demo_run_attests_every_client() -> None:
+    """`make demo`'s batched run (examples/batched_demo.py), with fewer clients."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "batched_demo.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--clients", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batched: 5/5 clients attested and echoed" in done.stdout
+    assert "evidence.batch" in done.stdout + done.stderr  # the batch sizes are logged
