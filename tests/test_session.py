@@ -415,3 +415,147 @@ def test_reused_peer_context_is_a_protocol_violation() -> None:
     )
     server.drain(3.0)
     assert server.closed is not None and server.closed.code is CloseCode.PROTOCOL_VIOLATION
+
+
+@pytest.mark.parametrize(
+    ("asker", "wrong_type"),
+    [("client", profile.HS_CERTIFICATE_REQUEST), ("server", profile.HS_CLIENT_CERTIFICATE_REQUEST)],
+)
+def test_request_of_the_wrong_type_costs_no_evidence(asker: str, wrong_type: int) -> None:
+    """A client must ask with ClientCertificateRequest (17) and a server with
+    CertificateRequest (13). A request of the other type, fresh context and cmw_attestation
+    offer, is refused on arrival: the attester is never asked for a quote."""
+    from attquic import expat
+
+    client, server = pair(client_attests=True, server_verifies=True)
+    run(client, server)
+    attester = server if asker == "client" else client
+    request = AuthenticatorRequest(wrong_type, secrets.token_bytes(32), (expat.offer(),))
+    frame = frames.encode_frame(frames.AuthenticatorRequestFrame(request.encode()))
+    attester.session.receive_control_data(frame, False, 2.0)
+    events = _events(attester)
+    assert not any(isinstance(e, EvidenceNeeded) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.PROTOCOL_VIOLATION
+
+
+def test_request_without_the_cmw_offer_costs_no_evidence() -> None:
+    """A request that does not offer cmw_attestation cannot be answered with evidence: it is
+    refused on arrival, before the attester is asked for a quote."""
+    from attquic.ea.messages import signature_algorithms_extension
+
+    client, server = pair()
+    run(client, server)
+    request = AuthenticatorRequest(
+        profile.HS_CLIENT_CERTIFICATE_REQUEST,
+        secrets.token_bytes(32),
+        (signature_algorithms_extension((0x0403,)),),
+    )
+    frame = frames.encode_frame(frames.AuthenticatorRequestFrame(request.encode()))
+    server.session.receive_control_data(frame, False, 2.0)
+    events = _events(server)
+    assert not any(isinstance(e, EvidenceNeeded) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.PROTOCOL_VIOLATION
+
+
+def test_gate_waits_for_a_result_for_every_request_the_peer_made() -> None:
+    """The client pipelines two requests before the gate; the server answers both. A RESULT
+    for the first alone does not open the server's gate; the second's does."""
+    client, server = pair()
+    client.drain(0.0)
+    second = _request_frame(client)
+    (first,) = [
+        AuthenticatorRequest.decode(f.request).context
+        for f in _frames(client.outbox)
+        if isinstance(f, frames.AuthenticatorRequestFrame)
+    ]
+    (second_frame,) = _frames([second])
+    assert isinstance(second_frame, frames.AuthenticatorRequestFrame)
+    for data in [*client.outbox, second]:
+        server.session.receive_control_data(data, False, 0.0)
+    server.drain(0.0)  # answers both requests
+    answered = [f for f in _frames(server.outbox) if isinstance(f, frames.AuthenticatorFrame)]
+    assert len(answered) == 2
+    server.session.receive_control_data(frames.encode_frame(frames.ResultFrame(first)), False, 0.1)
+    server.drain(0.1)
+    assert server.gate_opened == 0 and not server.session.gate_open
+    assert server.closed is None
+    context = AuthenticatorRequest.decode(second_frame.request).context
+    server.session.receive_control_data(
+        frames.encode_frame(frames.ResultFrame(context)), False, 0.2
+    )
+    server.drain(0.2)
+    assert server.gate_opened == 1 and server.closed is None
+
+
+def test_control_data_before_the_handshake_is_bounded() -> None:
+    """Control bytes that arrive before the handshake completed are held, but no more than one
+    maximal frame and its header: past that the session closes, it does not keep buffering."""
+    session = AttestationSession(config(is_client=False, attests=True, verifies=False))
+    limit = profile.DEFAULT_MAX_FRAME_SIZE + 16
+    session.receive_control_data(b"\x00" * limit, False, 0.0)
+    assert session.next_event() is None and not session.closed
+    session.receive_control_data(b"\x00", False, 0.0)
+    event = session.next_event()
+    assert isinstance(event, CloseConnection) and event.code is CloseCode.PROTOCOL_VIOLATION
+    assert session.closed
+
+
+def test_request_from_a_peer_that_said_it_would_not_ask_costs_no_evidence() -> None:
+    """The client's SETUP says it does not request attestation (so the server's gate opened
+    without waiting for it); a request it sends anyway is refused, no quote produced."""
+    client, server = pair(client_verifies=False)
+    run(client, server)
+    assert server.session.gate_open
+    server.session.receive_control_data(_request_frame(client), False, 2.0)
+    events = _events(server)
+    assert not any(isinstance(e, EvidenceNeeded) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.PROTOCOL_VIOLATION
+
+
+def test_a_verdict_for_no_pending_request_opens_nothing() -> None:
+    """``verification_succeeded`` for a context this side is not verifying (never asked, or
+    already decided) is ignored: no RESULT, no PeerAttested, no gate."""
+    client, _server = pair()
+    client.drain(0.0)  # SETUP + request sent; no authenticator has arrived
+    client.outbox.clear()
+    result = HardwareAttestation(verified_at=0.1, media_type="x", evidence=b"")
+    client.session.verification_succeeded(secrets.token_bytes(32), result, 0.1)
+    assert _events(client) == []
+    assert not client.session.gate_open and client.session.peer_result is None
+
+
+def test_unanswered_reattestation_times_out() -> None:
+    """After the gate opened, a re-attestation request the peer never answers closes the
+    connection with TIMEOUT at its own deadline (the initial deadline no longer applies)."""
+    client, _server = pair()
+    run(client, _server)
+    assert client.session.gate_open and client.session.get_timer() is None
+    client.session.request_attestation(5.0)
+    client.drain(5.0)  # the request is sent; the server never sees it
+    assert client.session.get_timer() == 15.0
+    client.session.handle_timer(14.9)
+    assert client.session.next_event() is None
+    client.session.handle_timer(15.0)
+    event = client.session.next_event()
+    assert isinstance(event, CloseConnection) and event.code is CloseCode.TIMEOUT
+
+
+def test_evidence_for_an_answered_request_sends_nothing() -> None:
+    """The attester's result delivered twice for one request: the second is a local error,
+    never a second authenticator on the wire."""
+    client, server = pair()
+    client.drain(0.0)
+    for data in client.outbox:
+        server.session.receive_control_data(data, False, 0.0)
+    (needed,) = [e for e in _events(server) if isinstance(e, EvidenceNeeded)]
+    server.session.evidence_ready(needed.context, fake_evidence(needed.binding), 0.1)
+    sent = [e for e in _events(server) if isinstance(e, SendControlData)]
+    assert len(sent) == 1
+    server.session.evidence_ready(needed.context, fake_evidence(needed.binding), 0.2)
+    events = _events(server)
+    assert not any(isinstance(e, SendControlData) for e in events)
+    (close,) = [e for e in events if isinstance(e, CloseConnection)]
+    assert close.code is CloseCode.INTERNAL_ERROR
