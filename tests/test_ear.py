@@ -241,10 +241,26 @@ def test_issued_in_the_future_is_rejected() -> None:
         verifier(clock_skew=60).verify(token, now=NOW, expected_nonce=NONCE)
 
 
+def test_issued_in_the_future_within_the_skew_is_accepted_to_the_second() -> None:
+    token = issue_ear(make_claims(iat=NOW + 60, exp=NOW + 600), KEY)
+    v = verifier(clock_skew=60)
+    assert v.verify(token, now=NOW, expected_nonce=NONCE).status is Status.AFFIRMING
+    with pytest.raises(EvidenceInvalid, match="future"):
+        v.verify(token, now=NOW - 1, expected_nonce=NONCE)
+
+
 def test_not_before_is_enforced() -> None:
     token = issue_ear(replace(make_claims(), nbf=NOW + 120), KEY)
     with pytest.raises(EvidenceInvalid, match="nbf"):
         verifier(clock_skew=60).verify(token, now=NOW, expected_nonce=NONCE)
+
+
+def test_not_before_within_the_skew_is_accepted_to_the_second() -> None:
+    token = issue_ear(replace(make_claims(), nbf=NOW + 60), KEY)
+    v = verifier(clock_skew=60)
+    assert v.verify(token, now=NOW, expected_nonce=NONCE).status is Status.AFFIRMING
+    with pytest.raises(EvidenceInvalid, match="nbf"):
+        v.verify(token, now=NOW - 1, expected_nonce=NONCE)
 
 
 def test_max_age_applies_without_exp() -> None:

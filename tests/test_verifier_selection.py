@@ -20,7 +20,13 @@ from test_ear import KEY, NONCE, NOW, make_claims, verifier
 from attquic import profile
 from attquic.cmw import CMWCollection, CMWRecord
 from attquic.ear import EarChannelVerifier, issue_ear
-from attquic.errors import BindingMismatch, CloseCode, EvidenceInvalid, close_code_for
+from attquic.errors import (
+    BindingMismatch,
+    CloseCode,
+    EvidenceInvalid,
+    PolicyRejected,
+    close_code_for,
+)
 from attquic.keyschedule import Binding
 from attquic.tdx import Collateral, StaticCollateral, TdxVerifier, check_quote, parse_quote
 from attquic.tdx import verify_quote as verify_tdx_quote
@@ -176,3 +182,61 @@ async def test_ear_record_marked_as_evidence_is_evidence_invalid(in_collection: 
     with pytest.raises(EvidenceInvalid, match="ind") as info:
         await channel.verify(cmw, _binding(), now=NOW)
     assert close_code_for(info.value) is CloseCode.EVIDENCE_INVALID
+
+
+def _nested(record: CMWRecord, depth: int) -> CMWCollection:
+    cmw: CMWRecord | CMWCollection = record
+    for level in range(depth):
+        cmw = CMWCollection({f"level{level}": cmw})
+    assert isinstance(cmw, CMWCollection)
+    return cmw
+
+
+@pytest.mark.anyio
+async def test_a_tdx_record_hidden_deep_in_the_cmw_is_not_skipped(
+    tdx_verifier: TdxVerifier,
+) -> None:
+    """A genuine, bound quote at the top and a second record nested deeper than the verifier
+    searches: refused (EvidenceInvalid), never accepted on the first record alone."""
+    await tdx_verifier.verify(_nested(_tdx_record(), 8), _p1_binding(), now=P1_NOW)
+    hidden = CMWCollection({"tdx": _tdx_record(), "deep": _nested(_tdx_record(), 10)})
+    with pytest.raises(EvidenceInvalid, match="nested deeper") as info:
+        await tdx_verifier.verify(hidden, _p1_binding(), now=P1_NOW)
+    assert close_code_for(info.value) is CloseCode.EVIDENCE_INVALID
+    with pytest.raises(EvidenceInvalid):
+        await tdx_verifier.verify(_nested(_tdx_record(), 10), _p1_binding(), now=P1_NOW)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", ["a quote as text", None, 42])
+async def test_a_tdx_record_whose_value_is_not_bytes(
+    tdx_verifier: TdxVerifier, value: object
+) -> None:
+    """TdxVerifier takes any object shaped like a CMW record; a value that is not bytes is
+    EvidenceInvalid, not a TypeError escaping the verifier."""
+    record = SimpleNamespace(
+        type=profile.TDX_QUOTE_MEDIA_TYPE, value=value, ind=profile.IND_EVIDENCE
+    )
+    with pytest.raises(EvidenceInvalid, match="not bytes"):
+        await tdx_verifier.verify(record, _p1_binding(), now=P1_NOW)
+
+
+N3 = TDX_SAMPLES / "trustee/tdx_quote_4.dat"
+N3_COLLATERAL = TDX_SAMPLES / "go-tdx-guest/collateral_v4_assembled.json"
+N3_NOW = 1688801098
+
+
+@pytest.mark.parametrize("offset", [0, 63])
+def test_binding_is_checked_before_dcap_qvls_attribute_refusal(offset: int) -> None:
+    """N3 is a genuine debug TD: dcap-qvl refuses it after every signature and TCB check, which
+    attquic reports as PolicyRejected. With another connection's REPORTDATA it is first of all
+    not bound to this connection: BindingMismatch, as for any other quote."""
+    collateral = Collateral.from_file(N3_COLLATERAL)
+    quote = N3.read_bytes()
+    report_data = parse_quote(quote).report_data
+    with pytest.raises(PolicyRejected, match="debug"):
+        verify_tdx_quote(quote, collateral, now=N3_NOW, expected_report_data=report_data)
+    verdict = check_quote(
+        quote, collateral, now=N3_NOW, expected_report_data=_flip(report_data, offset)
+    )
+    _assert_binding_mismatch(verdict.error)

@@ -81,6 +81,7 @@ DEFAULT_POLICY: Final = AppraisalPolicy()
 """Production defaults: UpToDate only, no advisories, no debug, SEPT_VE_DISABLE required."""
 
 _EVIDENCE_INDICATOR: Final = 4
+_MAX_CMW_DEPTH: Final = 8
 
 # dcap-qvl 0.7 messages for attribute checks it runs after every signature and TCB check.
 _ENGINE_POLICY_REASONS: Final = {
@@ -501,9 +502,13 @@ def _record_type(record: object) -> object:
 
 
 def _records(cmw: object, *, depth: int) -> Iterator[object]:
-    """CMW records in a record or (nested) collection, duck-typed on attquic.cmw's model."""
-    if depth > 8:
-        return
+    """CMW records in a record or (nested) collection, duck-typed on attquic.cmw's model.
+
+    Collections nested deeper than :data:`_MAX_CMW_DEPTH` are refused (EvidenceInvalid), not
+    skipped: a record hidden below the limit must not escape the "exactly one" rule.
+    """
+    if depth > _MAX_CMW_DEPTH:
+        raise EvidenceInvalid(f"CMW collections nested deeper than {_MAX_CMW_DEPTH} levels")
     items = getattr(cmw, "items", None)
     if items is not None and not callable(items):
         for member in items.values():
