@@ -196,8 +196,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 if self._session.gate_open:
                     return  # application bytes after the gate never involve the session
         elif isinstance(event, quic_events.HandshakeCompleted):
-            super().quic_event_received(event)
             self._timings.handshake_done = time.perf_counter()
+            super().quic_event_received(event)
             self._session.handshake_completed(self.exporter, self._loop.time())
         elif isinstance(event, quic_events.DatagramFrameReceived):
             self._log.debug("datagram.dropped", size=len(event.data))

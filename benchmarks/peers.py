@@ -44,6 +44,7 @@ import structlog
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio import connect as quic_connect
 from aioquic.asyncio import serve as quic_serve
+from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +191,28 @@ def client_tls() -> QuicConfiguration:
     return config
 
 
+class TimedQuicProtocol(QuicConnectionProtocol):
+    """Plain aioquic's client protocol, stamping HandshakeCompleted like attquic's adapter does
+    (``perf_counter`` on arrival of the event, before anything else handles it)."""
+
+    handshake_done: float | None = None
+
+    def quic_event_received(self, event: quic_events.QuicEvent) -> None:
+        if isinstance(event, quic_events.HandshakeCompleted):
+            self.handshake_done = time.perf_counter()
+        super().quic_event_received(event)
+
+
+def handshake_split(started: float, handshake_done: float | None, usable: float) -> Json:
+    """connect() -> HandshakeCompleted -> connect() returned, in ms, the same for both modes."""
+    if handshake_done is None:
+        return {}
+    return {
+        "handshake": (handshake_done - started) * 1000,
+        "after handshake": (usable - handshake_done) * 1000,
+    }
+
+
 @dataclass
 class TaskSet:
     """Keeps strong references to fire-and-forget tasks."""
@@ -326,16 +349,23 @@ class Client:
         stack = contextlib.AsyncExitStack()
         started = time.perf_counter()
         if self.mode == "plain":
-            protocol: QuicConnectionProtocol = await stack.enter_async_context(
-                quic_connect("127.0.0.1", self.port, configuration=client_tls())
+            protocol = await stack.enter_async_context(
+                quic_connect(
+                    "127.0.0.1",
+                    self.port,
+                    configuration=client_tls(),
+                    create_protocol=TimedQuicProtocol,
+                )
             )
-            gate_s = time.perf_counter() - started
+            usable = time.perf_counter()
+            assert isinstance(protocol, TimedQuicProtocol)
 
             async def open_plain() -> Stream:
                 reader, writer = await protocol.create_stream()
                 return PlainStream(reader, writer)
 
-            return Opened(open_plain, stack, gate_s, {"handshake": gate_s * 1000})
+            split = handshake_split(started, protocol.handshake_done, usable)
+            return Opened(open_plain, stack, usable - started, split)
 
         import attquic
 
@@ -345,21 +375,18 @@ class Client:
                 "127.0.0.1", self.port, configuration=client_tls(), attestation=self._attestation
             )
         )
-        gate_s = time.perf_counter() - started
-        split: Json = {}
+        usable = time.perf_counter()
+        # the adapter's own stamp of HandshakeCompleted (private: a benchmark may look inside)
+        handshake_done = connection._protocol._timings.handshake_done
+        split = handshake_split(started, handshake_done, usable)
         accepted = [e for e in CAPTURED if e["event"] == "attestation.accepted"]
-        if accepted and accepted[-1].get("ms_since_handshake") is not None:
-            since = float(accepted[-1]["ms_since_handshake"])
-            split = {
-                "handshake": gate_s * 1000 - since,
-                "attestation": since,
-                "verification": float(accepted[-1].get("ms_verification") or 0.0),
-            }
+        if split and accepted:
+            split["verification"] = float(accepted[-1].get("ms_verification") or 0.0)
 
         async def open_attested() -> Stream:
             return AttestedStreamAdapter(await connection.open_stream())
 
-        return Opened(open_attested, stack, gate_s, split)
+        return Opened(open_attested, stack, usable - started, split)
 
     def close_later(self, opened: Opened) -> None:
         """Close in the background: the 3xPTO drain is not part of what we measure."""

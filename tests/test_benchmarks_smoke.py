@@ -65,7 +65,11 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
         "tdx_verifier_cached",
     }
     split = report["details"]["ttfb"]["attested"]["split_median_ms"]
-    assert {"handshake", "attestation", "verification", "evidence (server)"} <= set(split)
+    assert {"handshake", "after handshake", "verification", "evidence (server)"} <= set(split)
+    assert "attestation messaging (rest)" in split
+    # both modes are cut at the same points (connect -> HandshakeCompleted -> connect returned)
+    plain_split = report["details"]["ttfb"]["plain"]["split_median_ms"]
+    assert {"handshake", "after handshake", "echo"} <= set(plain_split)
     for key in ("cores", "python", "aioquic", "date"):
         assert report["machine"][key]
     assert report["preset"] == "smoke"
