@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from attquic import profile
 from attquic._wire import u16, vec8
@@ -23,6 +22,7 @@ __all__ = [
     "ExporterSecret",
     "derive_secret",
     "hash_algorithm",
+    "hkdf_expand",
     "hkdf_expand_label",
     "tls_exporter",
 ]
@@ -41,12 +41,35 @@ def hash_algorithm(name: str) -> hashes.HashAlgorithm:
         raise ValueError(f"not a TLS 1.3 hash: {name!r}") from None
 
 
+_EMPTY_DIGESTS = {name: hashlib.new(name).digest() for name in _HASHES}
+_DIGEST_SIZES = {name: hashlib.new(name).digest_size for name in _HASHES}
+
+
+def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand (RFC 5869 §2.3) on the standard library's one-shot HMAC.
+
+    Equal to cryptography's ``HKDFExpand`` (tests/test_keyschedule.py checks it), without
+    building a KDF object per call: RFC 9261 and the binder expand six labels per connection.
+    """
+    digest_size = _DIGEST_SIZES.get(hash_name) or hashlib.new(hash_name).digest_size
+    if not 0 < length <= 255 * digest_size:
+        raise ValueError(f"invalid HKDF-Expand length {length}")
+    output = b""
+    block = b""
+    counter = 1
+    while len(output) < length:
+        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
+        output += block
+        counter += 1
+    return output[:length]
+
+
 def hkdf_expand_label(
     algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1)."""
     info = u16(length) + vec8(b"tls13 " + label) + vec8(context)
-    return HKDFExpand(algorithm=algorithm, length=length, info=info).derive(secret)
+    return hkdf_expand(algorithm.name, secret, info, length)
 
 
 def derive_secret(
@@ -57,6 +80,8 @@ def derive_secret(
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    if not data:  # the exporter hashes the empty string once per export (RFC 8446 §7.5)
+        return _EMPTY_DIGESTS.get(algorithm.name) or hashlib.new(algorithm.name).digest()
     return hashlib.new(algorithm.name, data).digest()
 
 

@@ -31,7 +31,13 @@ from attquic.ea.authenticator import (
     check_authenticator,
     finished_verify_data,
 )
-from attquic.ea.identity import SigningIdentity, from_pem, generate_self_signed, spki_der
+from attquic.ea.identity import (
+    SigningIdentity,
+    from_pem,
+    generate_self_signed,
+    spki_der,
+    spki_der_of,
+)
 from attquic.ea.messages import (
     AuthenticatorRequest,
     CertificateEntry,
@@ -930,6 +936,28 @@ def test_generated_identity(identities: dict[str, SigningIdentity], kind: str) -
     assert identity.leaf.subject == identity.leaf.issuer
     assert identity.spki_der == spki_der(identity.leaf)
     assert "PRIVATE" not in repr(identity)
+    # the validator reads the SPKI from the received bytes: the same bytes as from the TBS
+    leaf_der = identity.leaf.public_bytes(serialization.Encoding.DER)
+    assert identity.chain_der[0] == leaf_der
+    assert spki_der_of(leaf_der) == identity.spki_der
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda der: der[:-1],  # truncated
+        lambda der: der + b"\x00",  # trailing byte
+        lambda der: b"\x31" + der[1:],  # not a SEQUENCE
+        lambda der: der[:4] + b"\x31" + der[5:],  # TBS not a SEQUENCE (after 30 82 LL LL)
+        lambda der: b"",
+    ],
+)
+def test_spki_der_of_rejects_malformed_der(
+    identities: dict[str, SigningIdentity], mangle: Callable[[bytes], bytes]
+) -> None:
+    der = identities["p256"].leaf.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(EADecodeError):
+        spki_der_of(mangle(der))
 
 
 def test_generated_identity_time_is_an_argument() -> None:

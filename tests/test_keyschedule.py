@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aioquic import tls
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from attquic.keyschedule import (
     ExporterSecret,
     derive_secret,
     hash_algorithm,
+    hkdf_expand,
     hkdf_expand_label,
     tls_exporter,
 )
@@ -125,6 +127,30 @@ def test_hkdf_expand_label_equals_aioquic(
         algorithm=algorithm, secret=secret, label=label, hash_value=context, length=length
     )
     assert hkdf_expand_label(algorithm, secret, label, context, length) == theirs
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@settings(max_examples=100, deadline=None)
+@given(
+    prk=st.binary(max_size=80),
+    info=st.binary(max_size=300),
+    length=st.integers(min_value=1, max_value=255 * 48),
+)
+def test_hkdf_expand_equals_cryptography(
+    hash_name: str, prk: bytes, info: bytes, length: int
+) -> None:
+    algorithm = hash_algorithm(hash_name)
+    if length > 255 * algorithm.digest_size:
+        with pytest.raises(ValueError, match="length"):
+            hkdf_expand(hash_name, prk, info, length)
+        return
+    theirs = HKDFExpand(algorithm=algorithm, length=length, info=info).derive(prk)
+    assert hkdf_expand(hash_name, prk, info, length) == theirs
+
+
+def test_hkdf_expand_rejects_empty_output() -> None:
+    with pytest.raises(ValueError, match="length"):
+        hkdf_expand("sha256", bytes(32), b"", 0)
 
 
 # --- exporter edge cases ---------------------------------------------------------------------

@@ -29,6 +29,7 @@ leaf's SubjectPublicKeyInfo (:attr:`ValidatedAuthenticator.spki_der`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -37,10 +38,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from attquic import profile
-from attquic.ea.identity import SigningIdentity, spki_der
+from attquic.ea.identity import SigningIdentity, spki_der, spki_der_of
 from attquic.ea.messages import (
     Authenticator,
     AuthenticatorRequest,
@@ -199,7 +199,7 @@ def build_authenticator(
     No policy checks: :meth:`ExportedAuthenticators.authenticate` chooses the scheme and checks
     the request first.
     """
-    der = [certificate.public_bytes(serialization.Encoding.DER) for certificate in identity.chain]
+    der = identity.chain_der
     entries = [CertificateEntry(der[0], tuple(leaf_extensions))]
     entries += [CertificateEntry(cert_data) for cert_data in der[1:]]
     certificate = CertificateMessage(context, tuple(entries)).encode()
@@ -275,6 +275,48 @@ def _leaf_public_key(leaf: x509.Certificate) -> PublicKey:
     return key
 
 
+@dataclass(frozen=True)
+class _Received:
+    """An authenticator split once: its messages decoded, and the bytes of each as received
+    (what the transcript hashes: no re-encoding)."""
+
+    certificate: CertificateMessage | None
+    certificate_verify: CertificateVerifyMessage | None
+    finished: FinishedMessage
+    certificate_bytes: bytes
+    certificate_verify_bytes: bytes
+
+
+def _receive(data: bytes, hash_name: str, *, spontaneous: bool = False) -> _Received:
+    """Split and decode ``data`` once (check 1 of :func:`check_authenticator`)."""
+    messages = split_handshake_messages(data)
+    types = [message.msg_type for message in messages]
+    if spontaneous and types == [profile.HS_FINISHED]:
+        raise UnexpectedMessage("an empty authenticator cannot be spontaneous")
+    if not Authenticator.is_valid_sequence(types):
+        names = ", ".join(message.name for message in messages)
+        expected = "" if spontaneous else " or [Finished]"
+        raise UnexpectedMessage(
+            f"expected [Certificate, CertificateVerify, Finished]{expected}, got [{names}]"
+        )
+    hash_length = _hash_length(hash_name)
+    if len(messages) == 1:
+        finished = FinishedMessage.decode(data, hash_length=hash_length)
+        return _Received(None, None, finished, b"", b"")
+    # split_handshake_messages checked the framing: each message is its 4-byte header + body
+    certificate_end = 4 + len(messages[0].body)
+    verify_end = certificate_end + 4 + len(messages[1].body)
+    certificate_bytes = data[:certificate_end]
+    certificate_verify_bytes = data[certificate_end:verify_end]
+    return _Received(
+        CertificateMessage.decode(certificate_bytes),
+        CertificateVerifyMessage.decode(certificate_verify_bytes),
+        FinishedMessage.decode(data[verify_end:], hash_length=hash_length),
+        certificate_bytes,
+        certificate_verify_bytes,
+    )
+
+
 def check_authenticator(
     data: bytes,
     *,
@@ -305,30 +347,48 @@ def check_authenticator(
     8. the signature verifies (:class:`BadSignature`);
     9. Finished matches, compared in constant time (:class:`BadFinished`).
 
+    The transcript hashes the Certificate and CertificateVerify bytes exactly as received.
     Context bookkeeping (outstanding, never reused) is :class:`ExportedAuthenticators`' job.
     """
-    messages = split_handshake_messages(data)
-    if not Authenticator.is_valid_sequence([message.msg_type for message in messages]):
-        names = ", ".join(message.name for message in messages)
-        raise UnexpectedMessage(
-            f"expected [Certificate, CertificateVerify, Finished] or [Finished], got [{names}]"
-        )
-    authenticator = Authenticator.decode(data, hash_length=_hash_length(keys.hash_name))
+    return _check(
+        _receive(data, keys.hash_name),
+        keys=keys,
+        request=request,
+        request_bytes=request_bytes,
+        offered_extensions=offered_extensions,
+        offered_schemes=offered_schemes,
+        expected_context=expected_context,
+        leaf_only_extensions=leaf_only_extensions,
+    )
+
+
+def _check(
+    received: _Received,
+    *,
+    keys: AuthenticatorKeys,
+    request: AuthenticatorRequest | None,
+    request_bytes: bytes,
+    offered_extensions: Collection[int],
+    offered_schemes: Collection[int],
+    expected_context: bytes | None,
+    leaf_only_extensions: Collection[int],
+) -> ValidatedAuthenticator:
+    """Checks 2-9 of :func:`check_authenticator` on an authenticator split by :func:`_receive`."""
     if expected_context is None:
         expected_context = request.context if request is not None else None
 
-    if authenticator.certificate is None or authenticator.certificate_verify is None:
+    certificate = received.certificate
+    certificate_verify = received.certificate_verify
+    if certificate is None or certificate_verify is None:
         if expected_context is None:
             raise UnexpectedMessage("an empty authenticator answers a request; there is none")
         expected = build_empty_authenticator(keys, request_bytes, expected_context)
-        if not hmac.compare_digest(expected, authenticator.finished.encode()):
+        if not hmac.compare_digest(expected, received.finished.encode()):
             raise BadFinished("the empty authenticator's Finished does not match")
         raise RefusedAuthenticator(
             f"the peer refused the request with context {expected_context.hex()}"
         )
 
-    certificate = authenticator.certificate
-    certificate_verify = authenticator.certificate_verify
     if not certificate.entries:
         raise EmptyCertificateList("a Certificate with no entries must not be signed")
     if expected_context is not None and not hmac.compare_digest(
@@ -356,24 +416,25 @@ def check_authenticator(
     if not certificate_fits_scheme(chain[0], scheme):
         raise SignatureSchemeMismatch(f"{scheme_name(scheme)} does not fit the leaf key")
 
-    certificate_bytes = certificate.encode()
-    content = certificate_verify_content(
-        keys.hash_name, keys.handshake_context, request_bytes, certificate_bytes
-    )
+    # One running hash: HC ‖ request ‖ Certificate for the signature, then ‖ CertificateVerify
+    # for Finished (RFC 9261 §5.2.2, §5.2.3), over the bytes as received.
+    transcript = hashlib.new(keys.hash_name, keys.handshake_context)
+    transcript.update(request_bytes)
+    transcript.update(received.certificate_bytes)
+    content = b"\x20" * 64 + CERTIFICATE_VERIFY_LABEL + b"\x00" + transcript.copy().digest()
     verify(leaf_key, scheme, certificate_verify.signature, content)
 
-    expected_mac = finished_verify_data(
-        keys.hash_name,
-        keys.finished_key,
-        keys.handshake_context,
-        request_bytes,
-        certificate_bytes,
-        certificate_verify.encode(),
-    )
-    if not hmac.compare_digest(expected_mac, authenticator.finished.verify_data):
+    transcript.update(received.certificate_verify_bytes)
+    expected_mac = hmac.digest(keys.finished_key, transcript.digest(), keys.hash_name)
+    if not hmac.compare_digest(expected_mac, received.finished.verify_data):
         raise BadFinished("the Finished MAC does not match")
     return ValidatedAuthenticator(
-        request=request, certificate=certificate, leaf=chain[0], chain=chain, scheme=scheme
+        request=request,
+        certificate=certificate,
+        leaf=chain[0],
+        chain=chain,
+        scheme=scheme,
+        leaf_der=certificate.entries[0].cert_data,
     )
 
 
@@ -394,6 +455,8 @@ class ValidatedAuthenticator:
     """Every certificate, leaf first, as sent (not validated against any trust store)."""
     scheme: int
     """The CertificateVerify signature scheme."""
+    leaf_der: bytes | None = None
+    """The leaf's DER as received (None: take it from :attr:`leaf`)."""
 
     @property
     def leaf_extensions(self) -> tuple[Extension, ...]:
@@ -404,9 +467,11 @@ class ValidatedAuthenticator:
         """The leaf entry's extension of this type, if present."""
         return self.certificate.entries[0].extension(extension_type)
 
-    @property
+    @functools.cached_property
     def spki_der(self) -> bytes:
         """DER SubjectPublicKeyInfo of the leaf, as in the certificate (the binder's input)."""
+        if self.leaf_der is not None:
+            return spki_der_of(self.leaf_der)
         return spki_der(self.leaf)
 
     @property
@@ -527,34 +592,28 @@ class ExportedAuthenticators:
         An empty authenticator raises :class:`RefusedAuthenticator` once its Finished verified;
         it is matched against every outstanding request, since it carries no context.
         """
-        messages = split_handshake_messages(data)
-        types = [message.msg_type for message in messages]
-        if not Authenticator.is_valid_sequence(types):
-            names = ", ".join(message.name for message in messages)
-            raise UnexpectedMessage(
-                f"expected [Certificate, CertificateVerify, Finished] or [Finished], got [{names}]"
-            )
         keys = self._keys(self._role.peer)
-        if types == [profile.HS_FINISHED]:
-            self._validate_empty(data, keys)
-        context = CertificateMessage.decode(messages[0].encode()).context
+        received = _receive(data, keys.hash_name)
+        if received.certificate is None:
+            self._validate_empty(received.finished, keys)
+        context = received.certificate.context
         request = self._outstanding.pop(context, None)
         if request is None:
             if context in self._used:
                 raise ContextReused(f"context {context.hex()} was already answered")
             raise ContextMismatch(f"context {context.hex()} matches no outstanding request")
-        return check_authenticator(
-            data,
+        return _check(
+            received,
             keys=keys,
             request=request,
             request_bytes=request.encode(),
             offered_extensions=request.extension_types,
             offered_schemes=request.signature_schemes,
+            expected_context=None,
             leaf_only_extensions=self._leaf_only_extensions,
         )
 
-    def _validate_empty(self, data: bytes, keys: AuthenticatorKeys) -> NoReturn:
-        finished = FinishedMessage.decode(data, hash_length=_hash_length(keys.hash_name))
+    def _validate_empty(self, finished: FinishedMessage, keys: AuthenticatorKeys) -> NoReturn:
         outstanding = list(self._outstanding.values())
         for request in outstanding:
             expected = build_empty_authenticator(keys, request.encode(), request.context)
@@ -583,22 +642,16 @@ class ExportedAuthenticators:
         """
         if self._role is not Role.CLIENT:
             raise ConfigurationError("only a client validates spontaneous server authenticators")
-        messages = split_handshake_messages(data)
-        types = [message.msg_type for message in messages]
-        if types == [profile.HS_FINISHED]:
-            raise UnexpectedMessage("an empty authenticator cannot be spontaneous")
-        if not Authenticator.is_valid_sequence(types):
-            names = ", ".join(message.name for message in messages)
-            raise UnexpectedMessage(
-                f"expected [Certificate, CertificateVerify, Finished], got [{names}]"
-            )
-        context = CertificateMessage.decode(messages[0].encode()).context
+        keys = self._keys(Role.SERVER)
+        received = _receive(data, keys.hash_name, spontaneous=True)
+        assert received.certificate is not None  # _receive refused a lone Finished
+        context = received.certificate.context
         if context in self._used or context in self._outstanding:
             raise ContextReused(f"context {context.hex()} was already used on this connection")
         self._used.add(context)
-        return check_authenticator(
-            data,
-            keys=self._keys(Role.SERVER),
+        return _check(
+            received,
+            keys=keys,
             request=None,
             request_bytes=b"",
             offered_extensions=frozenset(offered_extensions),

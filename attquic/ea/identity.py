@@ -11,6 +11,7 @@ draft-fossati-seat-expat -04 §3.3).
 from __future__ import annotations
 
 import datetime
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -23,7 +24,14 @@ from cryptography.x509.oid import NameOID
 from attquic.ea.schemes import PrivateKey, key_description, schemes_for_key
 from attquic.errors import ConfigurationError, EADecodeError
 
-__all__ = ["KeyType", "SigningIdentity", "from_pem", "generate_self_signed", "spki_der"]
+__all__ = [
+    "KeyType",
+    "SigningIdentity",
+    "from_pem",
+    "generate_self_signed",
+    "spki_der",
+    "spki_der_of",
+]
 
 KeyType = Literal["p256", "p384", "ed25519", "rsa"]
 
@@ -62,10 +70,15 @@ class SigningIdentity:
     def leaf(self) -> x509.Certificate:
         return self.chain[0]
 
-    @property
+    @functools.cached_property
     def spki_der(self) -> bytes:
         """DER SubjectPublicKeyInfo of the leaf, exactly as in the certificate (binder input)."""
         return spki_der(self.leaf)
+
+    @functools.cached_property
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The chain as DER, leaf first (encoded once: every authenticator carries it)."""
+        return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
 
 
 def spki_der(certificate: x509.Certificate) -> bytes:
@@ -78,6 +91,25 @@ def spki_der(certificate: x509.Certificate) -> bytes:
     tbs = _DerReader(certificate.tbs_certificate_bytes)
     fields = _DerReader(tbs.expect(0x30))  # TBSCertificate ::= SEQUENCE
     tbs.end()
+    return _spki_field(fields)
+
+
+def spki_der_of(certificate_der: bytes) -> bytes:
+    """:func:`spki_der` of a DER certificate, read from its bytes without re-encoding the TBS.
+
+    For bytes that already parsed as an X.509 certificate (DER is canonical, so this is the
+    same SubjectPublicKeyInfo :func:`spki_der` returns). Raises
+    :class:`~attquic.errors.EADecodeError` on malformed DER.
+    """
+    outer = _DerReader(certificate_der)
+    certificate = _DerReader(outer.expect(0x30))  # Certificate ::= SEQUENCE
+    outer.end()
+    fields = _DerReader(certificate.expect(0x30))  # tbsCertificate
+    return _spki_field(fields)
+
+
+def _spki_field(fields: _DerReader) -> bytes:
+    """The whole subjectPublicKeyInfo TLV, from a reader over a TBSCertificate's contents."""
     if fields.peek() == 0xA0:  # [0] EXPLICIT Version
         fields.expect(0xA0)
     fields.expect(0x02)  # serialNumber
