@@ -100,6 +100,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             )
         )
         self._streams: dict[int, AttestedStream] = {}
+        # streams we opened and have not written to yet (at most the streams the peer lets
+        # us open: aioquic enforces its MAX_STREAMS)
+        self._unwritten: set[int] = set()
+        self._transmit_handle: asyncio.Handle | None = None
         self._early = EarlyDataBuffer(attestation.early_data_limit, early_data_budget)
         self._refused: set[int] = set()
         self._accept_queue: asyncio.Queue[AttestedStream] = asyncio.Queue()
@@ -134,6 +138,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         # aioquic only reserves the ID once the stream exists: create it now (an empty write
         # sends nothing), or two streams opened before either sends would share one ID
         self._quic.send_stream_data(stream_id, b"", end_stream=False)
+        self._unwritten.add(stream_id)
         stream = AttestedStream(self, stream_id)
         self._streams[stream_id] = stream
         return stream
@@ -178,9 +183,27 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         if self._closed_error is not None:
             raise self._closed_error
         self._quic.send_stream_data(stream_id, data, end_stream)
+        if stream_id in self._unwritten:
+            # The first write on a stream we opened (a request) goes out with the next transmit,
+            # at the latest in the next loop iteration: a FIN or more data written right after
+            # it then shares its packet (request + FIN in one datagram saved ~0.2 ms of TTFB).
+            # Only the first write: deferring every write cost the echo RTT 1-3%.
+            self._unwritten.discard(stream_id)
+            if not end_stream:
+                self._transmit_soon()
+                return
+        self.transmit()
+
+    def _transmit_soon(self) -> None:
+        if self._transmit_handle is None:
+            self._transmit_handle = self._loop.call_soon(self._deferred_transmit)
+
+    def _deferred_transmit(self) -> None:
+        self._transmit_handle = None
         self.transmit()
 
     def _stream_abort(self, stream_id: int) -> None:
+        self._unwritten.discard(stream_id)
         with contextlib.suppress(ValueError, AssertionError):
             self._quic.stop_stream(stream_id, CloseCode.NO_ERROR)
             self.transmit()
@@ -189,17 +212,26 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     def quic_event_received(self, event: quic_events.QuicEvent) -> None:
         if isinstance(event, quic_events.StreamDataReceived):  # the most frequent event first
-            if event.stream_id == profile.CONTROL_STREAM_ID:
-                self._session.receive_control_data(event.data, event.end_stream, self._loop.time())
-            else:
+            if event.stream_id != profile.CONTROL_STREAM_ID:
+                # application bytes never involve the session (before the gate they are held
+                # or refused by the adapter): no session pump
                 self._application_data(event.stream_id, event.data, event.end_stream)
-                if self._session.gate_open:
-                    return  # application bytes after the gate never involve the session
+                return
+            self._session.receive_control_data(event.data, event.end_stream, self._loop.time())
         elif isinstance(event, quic_events.HandshakeCompleted):
             self._timings.handshake_done = time.perf_counter()
             super().quic_event_received(event)
             self._session.handshake_completed(self.exporter, self._loop.time())
-        elif isinstance(event, quic_events.DatagramFrameReceived):
+        else:
+            self._other_event(event)
+            return  # nothing the session reacts to: skip the pump (7 ConnectionIdIssued a side)
+        # aioquic transmits once after every batch of events (datagram_received and
+        # _handle_timer call transmit() right after _process_events): transmitting per event
+        # as well cost ~15 µs per event (benchmarks: handshake and bulk receive).
+        self._pump(transmit=False)
+
+    def _other_event(self, event: quic_events.QuicEvent) -> None:
+        if isinstance(event, quic_events.DatagramFrameReceived):
             self._log.debug("datagram.dropped", size=len(event.data))
         elif isinstance(event, quic_events.StreamReset):
             self._stream_reset(event.stream_id, event.error_code)
@@ -208,10 +240,6 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             super().quic_event_received(event)
         else:
             super().quic_event_received(event)
-        # aioquic transmits once after every batch of events (datagram_received and
-        # _handle_timer call transmit() right after _process_events): transmitting per event
-        # as well cost ~15 µs per event (benchmarks: handshake and bulk receive).
-        self._pump(transmit=False)
 
     def _application_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         if stream_id in self._refused:
@@ -377,6 +405,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     def _shutdown(self, error: ConnectionClosed) -> None:
         self._early.clear()  # held data never reaches the application of a failed connection
+        self._unwritten.clear()
         if not self._gate.done():
             self._gate.set_exception(error)
             self._gate.exception()  # mark retrieved: a failed handshake is not a leak

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 
+import anyio
 import pytest
 from channel_helpers import (
     EchoApp,
@@ -234,3 +235,64 @@ async def test_server_opens_a_stream_to_the_client() -> None:
             stream = await connection.accept_stream()
             assert stream.stream_id % 4 == 1  # server-initiated bidirectional
             assert await stream.receive_all() == b"pushed by the attested server"
+
+
+async def _quiet(connection: attquic.AttestedConnection) -> None:
+    """Let the attestation's last packets and acknowledgements settle."""
+    await asyncio.sleep(0.05)
+
+
+async def test_a_request_and_its_fin_leave_in_one_datagram() -> None:
+    app = EchoApp()
+    async with running_server(attestation(attester=default_attester()), app) as server:
+        async with connect_verifying(server) as connection:
+            await _quiet(connection)
+            protocol = connection._protocol
+            transport = protocol._transport
+            assert transport is not None
+            sent: list[bytes] = []
+            original = transport.sendto
+
+            def counting(data: bytes, addr: object = None) -> None:
+                sent.append(data)
+                original(data, addr)
+
+            transport.sendto = counting  # type: ignore[method-assign]
+            try:
+                stream = await connection.open_stream()
+                await stream.send(b"request")
+                assert sent == []  # the first write waits for the next transmit...
+                await stream.send_eof()
+                assert len(sent) == 1  # ...so data and FIN share one packet
+                assert await stream.receive_all() == b"request"
+                # later writes on the stream are not deferred (the echo RTT must not pay)
+                second = await connection.open_stream()
+                await second.send(b"a")
+                before = len(sent)
+                await second.send(b"b")
+                assert len(sent) == before + 1
+                await second.send_eof()
+                assert await second.receive_all() == b"ab"
+            finally:
+                transport.sendto = original  # type: ignore[method-assign]
+    assert app.received == [b"request", b"ab"]
+
+
+async def test_a_lone_first_write_still_leaves() -> None:
+    """The deferred first write goes out by itself when nothing follows it in the same step."""
+    chunks: list[bytes] = []
+
+    async def reply_per_chunk(connection: attquic.AttestedConnection) -> None:
+        stream = await connection.accept_stream()
+        chunk = await stream.receive()
+        chunks.append(chunk)
+        await stream.send(chunk.upper())
+        await asyncio.sleep(0.5)
+
+    async with running_server(attestation(attester=default_attester()), reply_per_chunk) as server:
+        async with connect_verifying(server) as connection:
+            stream = await connection.open_stream()
+            await stream.send(b"hello")  # no FIN, no further write: the loop must send it
+            with anyio.fail_after(10):  # a hang guard, not a timing assertion
+                assert await stream.receive() == b"HELLO"
+    assert chunks == [b"hello"]
