@@ -4,8 +4,8 @@ This is the only place where attestation meets sockets and the event loop. It
 
 * captures the TLS exporter (through :class:`~attquic.quic.ExportingQuicConnectionProtocol`),
 * carries control-stream bytes between aioquic and the session,
-* runs the attester and the verifier as tasks (the verifier's DCAP work runs in a worker thread)
-  and feeds their outcome back,
+* runs the attester and the verifier as eager tasks (inline up to their first suspension, see
+  :mod:`attquic._eager`) and feeds their outcome back,
 * holds application stream data in a bounded buffer until the gate opens, refusing streams
   past the bound and dropping DATAGRAM frames,
 * closes the connection with the session's close code on any failure.
@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
 from attquic import profile
+from attquic._eager import eager_task
 from attquic.attestation import AttestationResult, BatchingAttester
 from attquic.config import AttestationConfiguration
 from attquic.early_data import EarlyDataBudget, EarlyDataBuffer
@@ -113,6 +114,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._reattest_timer: asyncio.TimerHandle | None = None
         self._reattest_waiters: dict[bytes, asyncio.Future[AttestationResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inline = False  # an evidence/verification coroutine runs inside _spawn
         self._timings = _Timings()
         self._log = structlog.get_logger("attquic").bind(
             conn=next(_connection_ids), role="client" if is_client else "server"
@@ -306,10 +308,32 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self.transmit()
         self._arm_session_timer()
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` inline up to its first suspension (an eager task), then as a task.
+
+        An attester or verifier that does not suspend finishes here, and its output leaves in
+        the transmit that follows the pump, instead of one loop iteration and one transmit
+        later. The coroutine does not transmit (nor pump) while it runs inline: the pump that
+        spawned it carries out its events.
+        """
+        outer, self._inline = self._inline, True
+        try:
+            task = eager_task(self._loop, coro)
+        finally:
+            self._inline = outer
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._log.error("task.failed", error=repr(error))  # retrieved: nothing escapes
+
+    def _after_task_step(self) -> None:
+        """The end of an evidence/verification coroutine: pump its events, unless it ran inline
+        inside a pump (which then carries them out itself)."""
+        if not self._inline:
+            self._pump()
 
     async def _produce_evidence(self, event: EvidenceNeeded) -> None:
         attester = self._config.attester
@@ -326,7 +350,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         else:
             self._timings.evidence.append(time.perf_counter() - started)
             self._session.evidence_ready(event.context, cmw, self._loop.time())
-        self._pump()
+        self._after_task_step()
 
     async def _verify(self, event: VerificationNeeded) -> None:
         verifier = self._config.verifier
@@ -353,7 +377,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         else:
             self._timings.verification.append(time.perf_counter() - started)
             self._session.verification_succeeded(event.context, result, self._loop.time())
-        self._pump()
+        self._after_task_step()
 
     def _peer_attested(self, event: PeerAttested) -> None:
         timings = self._timings

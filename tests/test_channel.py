@@ -296,3 +296,20 @@ async def test_a_lone_first_write_still_leaves() -> None:
             with anyio.fail_after(10):  # a hang guard, not a timing assertion
                 assert await stream.receive() == b"HELLO"
     assert chunks == [b"hello"]
+
+
+async def test_verification_in_a_worker_thread() -> None:
+    """The verifier starts eagerly inside aioquic's event processing; a verifier that suspends
+    there (a worker thread, through anyio) continues in its own task and opens the gate."""
+    app = EchoApp()
+    verifier = simulated_verifier()
+    verifier.offload_to_thread = True
+    async with running_server(attestation(attester=default_attester()), app) as server:
+        async with attquic.connect(
+            "127.0.0.1",
+            server.port,
+            configuration=client_tls(),
+            attestation=attestation(verifier=verifier),
+        ) as connection:
+            assert isinstance(connection.peer_attestation, TdxAttestation)
+            assert await echo_once(connection, b"threaded") == b"threaded"
