@@ -120,6 +120,13 @@ class WireProfile:
     Both peers must use the same profile: SETUP carries ``setup_version`` and a peer announcing
     another version is closed with PROTOCOL_VIOLATION. Derive a variant with
     :func:`dataclasses.replace` or :meth:`with_cmw_extension`.
+
+    The session applies ``setup_version``, the binder label and length, and ``cmw_extension``.
+    The media types and EAR profiles describe what evidence and results look like under this
+    profile; attquic's attesters and verifiers (simulated and configfs TDX, ``TdxVerifier``,
+    the verifier service, ``EarChannelVerifier``) produce and accept exactly those of
+    :data:`ATTQUIC_2` (tests keep them equal), and a profile that changes them needs attesters
+    and verifiers built to match.
     """
 
     name: str

@@ -7,6 +7,7 @@ legacy expat -03 profile, over real UDP), a valid authenticator without ``cmw_at
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import hashlib
@@ -935,3 +936,17 @@ def test_a_mutated_authenticator_certificate_fails_closed(position: int, flip: i
 
 
 _MUTATION_BASE = TEST_CA.issue("mutation base", client=False)
+
+
+def test_attesters_and_verifiers_use_the_profile_media_types() -> None:
+    """The media types the profile object names are the ones the evidence code uses."""
+    from attquic.tdx import verifier as tdx_verifier
+    from attquic.verifier_service import evidence
+
+    assert ATTQUIC_2.tdx_quote_media_type == profile.TDX_QUOTE_MEDIA_TYPE
+    assert ATTQUIC_2.tdx_quote_media_type == tdx_verifier.TDX_QUOTE_MEDIA_TYPE
+    assert ATTQUIC_2.tdx_quote_media_type in evidence.EVIDENCE_MEDIA_TYPES
+    binding = Binding("sha256", bytes(32), bytes(32))
+    record = asyncio.run(default_attester().attest(binding))
+    assert record.type == ATTQUIC_2.tdx_quote_media_type
+    assert ATTQUIC_2.passport_media_type == profile.EAR_JWT_MEDIA_TYPE
