@@ -26,6 +26,7 @@ from attquic.attestation import AttestationResult
 from attquic.config import AttestationConfiguration
 from attquic.early_data import EarlyDataBudget
 from attquic.errors import CloseCode, ConfigurationError, ConnectionClosed
+from attquic.pkix import AuthenticatorIdentity
 from attquic.protocol import AttestedQuicProtocol
 from attquic.streams import AttestedStream
 
@@ -44,6 +45,13 @@ class AttestedConnection:
     def peer_attestation(self) -> AttestationResult | None:
         """The peer's latest verified attestation; None when this side does not verify it."""
         return self._protocol.peer_attestation
+
+    @property
+    def peer_identity(self) -> AuthenticatorIdentity | None:
+        """How the peer's authenticator certificate was trusted (draft-fossati-seat-expat -04
+        §3.3): the certificate TLS verified, a chain to the trust store, or (opt-in) the
+        evidence alone; None when this side does not verify the peer."""
+        return self._protocol.peer_identity
 
     @property
     def tls_hash_name(self) -> str:

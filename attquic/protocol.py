@@ -48,7 +48,7 @@ from attquic.events import (
     SendControlData,
     VerificationNeeded,
 )
-from attquic.pkix import validate_authenticator_certificate
+from attquic.pkix import AuthenticatorIdentity, validate_authenticator_certificate
 from attquic.quic import ExportingQuicConnectionProtocol
 from attquic.session import AttestationSession, SessionConfiguration
 from attquic.streams import AttestedStream
@@ -116,6 +116,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._inline = False  # an evidence/verification coroutine runs inside _spawn
         self._timings = _Timings()
+        self._peer_identity: AuthenticatorIdentity | None = None
         self._log = structlog.get_logger("attquic").bind(
             conn=next(_connection_ids), role="client" if is_client else "server"
         )
@@ -125,6 +126,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     @property
     def peer_attestation(self) -> AttestationResult | None:
         return self._session.peer_result
+
+    @property
+    def peer_identity(self) -> AuthenticatorIdentity | None:
+        """How the peer's latest accepted authenticator certificate was trusted."""
+        return self._peer_identity if self._session.peer_result is not None else None
 
     @property
     def gate_open(self) -> bool:
@@ -376,6 +382,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self._session.verification_failed(event.context, exc)
         else:
             self._timings.verification.append(time.perf_counter() - started)
+            self._peer_identity = identity
             self._session.verification_succeeded(event.context, result, self._loop.time())
         self._after_task_step()
 

@@ -605,11 +605,17 @@ def _insecure_client_tls() -> QuicConfiguration:
 
 
 async def _connect_and_echo(
-    port: int, config: attquic.AttestationConfiguration, tls: QuicConfiguration | None = None
+    port: int,
+    config: attquic.AttestationConfiguration,
+    tls: QuicConfiguration | None = None,
+    *,
+    identity: AuthenticatorIdentity | None = None,
 ) -> bytes:
     async with attquic.connect(
         "127.0.0.1", port, configuration=tls or client_tls(), attestation=config
     ) as connection:
+        if identity is not None:
+            assert connection.peer_identity is identity
         return await echo_once(connection, b"x509")
 
 
@@ -635,7 +641,8 @@ async def test_udp_identity_a_by_default() -> None:
     no trust store, accepts exactly that; with TLS verification off it refuses."""
     app = EchoApp()
     async with running_server(attestation(attester=default_attester()), app) as server:
-        assert await _connect_and_echo(server.port, _verifying()) == b"x509"
+        tls_identity = AuthenticatorIdentity.TLS_CERTIFICATE
+        assert await _connect_and_echo(server.port, _verifying(), identity=tls_identity) == b"x509"
         closed = await _rejected(server.port, _verifying(), _insecure_client_tls())
         assert closed.code == CloseCode.CERTIFICATE_REJECTED and not closed.by_peer
         assert "TLS did not verify" in closed.reason
@@ -655,7 +662,8 @@ async def test_udp_identity_b_needs_the_trust_store() -> None:
         assert closed.code == CloseCode.CERTIFICATE_REJECTED
         assert "not the certificate TLS verified" in closed.reason
         trusting = _verifying(trust_store=TEST_CA.trust_store)
-        assert await _connect_and_echo(server.port, trusting) == b"x509"
+        store_identity = AuthenticatorIdentity.TRUST_STORE
+        assert await _connect_and_echo(server.port, trusting, identity=store_identity) == b"x509"
         # (b) does not depend on TLS: it holds with TLS verification off too
         assert await _connect_and_echo(server.port, trusting, _insecure_client_tls()) == b"x509"
         # the relying party's clock decides validity: one day after the leaf expired
@@ -681,7 +689,8 @@ async def test_udp_identity_c_only_with_the_opt_in() -> None:
         closed = await _rejected(server.port, _verifying(trust_store=TEST_CA.trust_store))
         assert closed.code == CloseCode.CERTIFICATE_REJECTED
         opted_in = _verifying(accept_evidence_only_identity=True)
-        assert await _connect_and_echo(server.port, opted_in) == b"x509"
+        evidence_only = AuthenticatorIdentity.EVIDENCE_ONLY
+        assert await _connect_and_echo(server.port, opted_in, identity=evidence_only) == b"x509"
     assert app.received == [b"x509"]
 
 
