@@ -25,7 +25,7 @@ from attquic.attestation import (
 )
 from attquic.config import AttestationConfiguration
 from attquic.errors import AttquicError, CloseCode, ConnectionClosed, LocalError, RemoteError
-from attquic.pkix import TrustStore
+from attquic.pkix import AuthenticatorIdentity, TrustStore
 from attquic.profile import ATTQUIC_2, ATTQUIC_2_LEGACY_EXPAT_03, WireProfile
 from attquic.streams import AttestationAttribute, AttestedStream
 
@@ -42,6 +42,7 @@ __all__ = [
     "AttestedServer",
     "AttestedStream",
     "Attester",
+    "AuthenticatorIdentity",
     "AttquicError",
     "CloseCode",
     "ConnectionClosed",
