@@ -920,6 +920,7 @@ async def test_udp_reattestation_with_another_key() -> None:
         assert await peers[0].close_code() == CloseCode.POLICY_REJECTED
 
 
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 @settings(max_examples=300, deadline=None)
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_a_mutated_authenticator_certificate_fails_closed(position: int, flip: int) -> None:
