@@ -19,7 +19,6 @@ from typing import Any, cast
 import structlog
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.server import QuicServer
-from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 
 from attquic.attestation import AttestationResult
@@ -28,7 +27,7 @@ from attquic.early_data import EarlyDataBudget
 from attquic.errors import CloseCode, ConfigurationError, ConnectionClosed
 from attquic.pkix import AuthenticatorIdentity
 from attquic.protocol import AttestedQuicProtocol
-from attquic.streams import AttestedStream
+from attquic.streams import AttestedReceiveStream, AttestedSendStream, AttestedStream
 
 __all__ = ["AttestedConnection", "AttestedServer", "ConnectionHandler", "connect", "serve"]
 
@@ -66,9 +65,21 @@ class AttestedConnection:
         """Open a new bidirectional application stream."""
         return await self._protocol.open_stream()
 
+    async def open_send_stream(self) -> AttestedSendStream:
+        """Open a new unidirectional application stream: we send, the peer receives."""
+        return await self._protocol.open_send_stream()
+
     async def accept_stream(self) -> AttestedStream:
-        """Wait for the peer's next application stream."""
+        """Wait for the peer's next bidirectional application stream."""
         return await self._protocol.accept_stream()
+
+    async def accept_receive_stream(self) -> AttestedReceiveStream:
+        """Wait for the peer's next unidirectional application stream (receive only).
+
+        Up to 128 such streams wait here; the peer's further ones are refused
+        (STOP_SENDING with BUFFER_OVERFLOW) until the application accepts some.
+        """
+        return await self._protocol.accept_receive_stream()
 
     async def reattest(self) -> AttestationResult:
         """Re-attest the peer now (new request context); failure closes the connection."""
@@ -97,16 +108,20 @@ def _attested_quic_configuration(configuration: QuicConfiguration) -> QuicConfig
 class AttestedServer:
     """A listening attested server; an async context manager that closes it on exit."""
 
-    def __init__(self, server: QuicServer, handler_tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(
+        self,
+        server: QuicServer,
+        transport: asyncio.BaseTransport,
+        handler_tasks: set[asyncio.Task[None]],
+    ) -> None:
         self._server = server
+        self._transport = transport
         self._handler_tasks = handler_tasks
 
     @property
     def port(self) -> int:
         """The bound UDP port (useful with ``port=0``)."""
-        transport = self._server._transport
-        assert transport is not None
-        return cast(int, transport.get_extra_info("sockname")[1])
+        return cast(int, self._transport.get_extra_info("sockname")[1])
 
     def close(self) -> None:
         self._server.close()
@@ -163,19 +178,20 @@ async def serve(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    server = await quic_serve(
-        host,
-        port,
-        configuration=quic_configuration,
-        create_protocol=functools.partial(
-            AttestedQuicProtocol,
-            attestation=attestation,
-            on_gate_open=on_gate_open,
-            early_data_budget=EarlyDataBudget(attestation.early_data_budget),
-        ),
-        retry=retry,
+    create_protocol = functools.partial(
+        AttestedQuicProtocol,
+        attestation=attestation,
+        on_gate_open=on_gate_open,
+        early_data_budget=EarlyDataBudget(attestation.early_data_budget),
     )
-    return AttestedServer(server, tasks)
+    # what aioquic.asyncio.serve does, keeping the transport (aioquic only holds it privately)
+    transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: QuicServer(
+            configuration=quic_configuration, create_protocol=create_protocol, retry=retry
+        ),
+        local_addr=(host, port),
+    )
+    return AttestedServer(server, transport, tasks)
 
 
 @contextlib.asynccontextmanager

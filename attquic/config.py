@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from attquic import profile
+from attquic import limits, profile
 from attquic.attestation import AttestationChange, Attester, Verifier
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.ea.schemes import PrivateKey
@@ -54,11 +54,13 @@ class AttestationConfiguration:
     """Seconds the peer has to complete each attestation exchange (initial and later ones)."""
     early_data_limit: int = profile.DEFAULT_EARLY_DATA_LIMIT
     """Application bytes held per connection before the gate opens; a stream pushing the
-    total past it is refused (STOP_SENDING + RESET_STREAM with BUFFER_OVERFLOW)."""
+    total past it is refused (STOP_SENDING + RESET_STREAM with BUFFER_OVERFLOW). Each held
+    stream also costs ``attquic.early_data.STREAM_CHARGE`` (1 KiB) of it."""
     early_data_budget: int = profile.DEFAULT_EARLY_DATA_BUDGET
     """Server only: application bytes held before attestation across all of the server's
     connections together; past it, early streams are refused as with ``early_data_limit``.
-    Bounds what a flood of unattested peers can make the server buffer."""
+    Bounds what a flood of unattested peers can make the server buffer (held streams are
+    charged as for ``early_data_limit``)."""
     max_frame_size: int = profile.DEFAULT_MAX_FRAME_SIZE
     reattest_interval: float | None = None
     """Re-attest the peer this many seconds after each successful attestation (verifier
@@ -72,6 +74,13 @@ class AttestationConfiguration:
     """As relying party, accept batched evidence (one quote covering a Merkle tree of many
     connections' bindings plus this connection's inclusion proof; docs/protocol.md): SETUP
     announces it with bit 2. Off: the peer sends one quote per request."""
+    peer_reattest_burst: int = limits.DEFAULT_REATTEST_BURST
+    """Attester side: re-attestation requests the peer may make back to back after its
+    initial one. Each costs a quote; beyond the limit the connection is closed with
+    REQUEST_RATE_EXCEEDED."""
+    peer_reattest_interval: float = limits.DEFAULT_REATTEST_INTERVAL
+    """Attester side: seconds per further re-attestation request the peer earns back
+    (default: 4 back to back, then one per 10 s)."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall-clock source for verification times (Unix seconds). Tests pin it."""
     allow_attestation_change: bool | Callable[[AttestationChange], bool] = False
@@ -99,6 +108,10 @@ class AttestationConfiguration:
             raise ConfigurationError("early_data_limit must not be negative")
         if self.early_data_budget < 0:
             raise ConfigurationError("early_data_budget must not be negative")
+        if self.peer_reattest_burst < 0:
+            raise ConfigurationError("peer_reattest_burst must not be negative")
+        if self.peer_reattest_interval <= 0:
+            raise ConfigurationError("peer_reattest_interval must be positive")
         if self.max_frame_size < 1024:
             raise ConfigurationError("max_frame_size must be at least 1024 bytes")
         if self.reattest_interval is not None:

@@ -5,13 +5,24 @@ connections of one server together hold at most an :class:`EarlyDataBudget`, so 
 unattested peers flooding early data cannot make the server buffer without limit (each
 connection's bound alone would still let N peers make it hold N times the bound). A stream
 whose data would cross either bound is refused by the caller.
+
+Streams count, not only bytes: every held stream is charged :data:`STREAM_CHARGE` bytes against
+both bounds on top of its payload, so a flood of empty streams (FIN and no data) is refused
+like a flood of bytes. With the defaults (256 KiB per connection, 8 MiB per server) one
+connection holds at most 256 streams and a server at most 8,192, whatever their payload.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
-__all__ = ["EarlyDataBudget", "EarlyDataBuffer"]
+__all__ = ["STREAM_CHARGE", "EarlyDataBudget", "EarlyDataBuffer"]
+
+#: Bytes each held stream costs against the early-data bounds, besides its payload: above
+#: what holding one costs (measured: about 330 B of bookkeeping here and in aioquic per empty
+#: stream), so the bounds stay bounds on memory.
+STREAM_CHARGE: Final = 1024
 
 
 class EarlyDataBudget:
@@ -52,17 +63,30 @@ class EarlyDataBuffer:
 
     @property
     def size(self) -> int:
-        """Bytes held now."""
+        """Bytes held now, stream charges included."""
         return self._size
 
+    @property
+    def streams(self) -> int:
+        """Streams held now."""
+        return len(self._streams)
+
+    def __contains__(self, stream_id: int) -> bool:
+        return stream_id in self._streams
+
     def hold(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
-        """Hold ``data``; False if it would cross a bound (nothing is held then)."""
-        size = len(data)
+        """Hold ``data``; False if it would cross a bound (nothing is held then).
+
+        The first chunk of a stream also costs :data:`STREAM_CHARGE`.
+        """
+        stream = self._streams.get(stream_id)
+        size = len(data) + (STREAM_CHARGE if stream is None else 0)
         if self._size + size > self._limit:
             return False
         if self._budget is not None and not self._budget.reserve(size):
             return False
-        stream = self._streams.setdefault(stream_id, _Stream())
+        if stream is None:
+            stream = self._streams[stream_id] = _Stream()
         stream.chunks.append((data, end_stream))
         stream.size += size
         self._size += size

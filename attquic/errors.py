@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 
+import anyio
+
 __all__ = [
     "AttestationError",
     "AttestationTimeout",
@@ -52,7 +54,13 @@ __all__ = [
     "QuoteFormatError",
     "RefusedAuthenticator",
     "RemoteError",
+    "RequestRateExceeded",
     "SignatureSchemeMismatch",
+    "StreamClosed",
+    "StreamError",
+    "StreamIncomplete",
+    "StreamReset",
+    "StreamStopped",
     "UnexpectedMessage",
     "UnofferedExtension",
     "UnsupportedSignatureScheme",
@@ -89,6 +97,8 @@ class CloseCode(enum.IntEnum):
     CERTIFICATE_REJECTED = 0x1A9
     """The authenticator's certificate failed X.509 validation (expat -04 §3.3): not the
     certificate TLS verified, no chain to the trust store, expired, wrong key usage."""
+    REQUEST_RATE_EXCEEDED = 0x1AA
+    """The peer asked for re-attestation faster than this side's limit allows."""
 
 
 class AttquicError(Exception):
@@ -311,6 +321,42 @@ class BufferOverflow(RemoteError):
     """The peer sent more early application data than the pre-attestation bound allows."""
 
     close_code = CloseCode.BUFFER_OVERFLOW
+
+
+class RequestRateExceeded(ProtocolViolation):
+    """The peer's re-attestation requests exceeded the configured rate limit (each costs a
+    quote)."""
+
+    close_code = CloseCode.REQUEST_RATE_EXCEEDED
+
+
+# Application streams. Each also derives from the anyio exception that the
+# :class:`anyio.abc.ByteStream` contract names, so generic anyio code keeps working.
+
+
+class StreamError(AttquicError):
+    """An application stream cannot be used as asked. ``code`` is the peer's QUIC application
+    error code when the peer caused it, else None."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        Exception.__init__(self, message)  # not super(): anyio.IncompleteRead takes no message
+
+
+class StreamReset(StreamError, anyio.BrokenResourceError):
+    """The peer abandoned its sending side (RESET_STREAM): no more bytes will arrive."""
+
+
+class StreamStopped(StreamError, anyio.BrokenResourceError):
+    """The peer asked us to stop sending (STOP_SENDING): our sending side was reset."""
+
+
+class StreamClosed(StreamError, anyio.ClosedResourceError):
+    """This side already closed the stream, or its sending side (after ``send_eof``)."""
+
+
+class StreamIncomplete(StreamError, anyio.IncompleteRead):
+    """The peer ended the stream before the number of bytes asked for arrived."""
 
 
 def close_code_for(error: BaseException) -> CloseCode:

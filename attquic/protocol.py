@@ -8,7 +8,13 @@ This is the only place where attestation meets sockets and the event loop. It
   :mod:`attquic._eager`) and feeds their outcome back,
 * holds application stream data in a bounded buffer until the gate opens, refusing streams
   past the bound and dropping DATAGRAM frames,
-* closes the connection with the session's close code on any failure.
+* closes the connection with the session's close code on any failure, and with
+  PROTOCOL_VIOLATION when the peer resets or stops the control stream,
+* tracks application streams and forgets each once both its directions are done.
+
+Nothing raises out of this adapter into aioquic or the event loop: an unexpected exception while
+handling a QUIC event, a timer or a task closes the connection with INTERNAL_ERROR, and the
+session's queued events are still carried out and its timer re-armed.
 
 Nothing reaches the application before the gate opens: no stream, no byte, no connection
 object (the server's handler and :func:`attquic.connect` wait for the gate).
@@ -22,7 +28,7 @@ import itertools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aioquic.quic import events as quic_events
@@ -39,6 +45,7 @@ from attquic.errors import (
     CloseCode,
     ConnectionClosed,
     LocalError,
+    StreamStopped,
 )
 from attquic.events import (
     CloseConnection,
@@ -51,11 +58,25 @@ from attquic.events import (
 from attquic.pkix import AuthenticatorIdentity, validate_authenticator_certificate
 from attquic.quic import ExportingQuicConnectionProtocol
 from attquic.session import AttestationSession, SessionConfiguration
-from attquic.streams import AttestedStream
+from attquic.streams import (
+    AttestedReceiveStream,
+    AttestedSendStream,
+    AttestedStream,
+    PeerStreamIds,
+    is_unidirectional,
+)
 
-__all__ = ["AttestedQuicProtocol"]
+__all__ = ["MAX_PENDING_RECEIVE_STREAMS", "AttestedQuicProtocol"]
 
 _connection_ids = itertools.count(1)
+
+#: The peer's unidirectional streams waiting for ``accept_receive_stream()``; more are refused
+#: (STOP_SENDING with BUFFER_OVERFLOW). Bidirectional streams need no such cap: QUIC's stream
+#: limit already bounds them, since they stay open until this side finishes them.
+MAX_PENDING_RECEIVE_STREAMS = 128
+
+_Stream = AttestedStream | AttestedReceiveStream | AttestedSendStream
+_Accepted = TypeVar("_Accepted", AttestedStream, AttestedReceiveStream)
 
 
 @dataclass
@@ -80,6 +101,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         early_data_budget: EarlyDataBudget | None = None,
     ) -> None:
         super().__init__(quic, None)
+        self._event_loop = asyncio.get_running_loop()
         # serve()/connect() resolve the authenticator identity once; a protocol built directly
         # resolves it here
         attestation = attestation.for_endpoint(quic.configuration)
@@ -98,17 +120,27 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 attest_after_peer_verified=attestation.attest_after_peer_verified,
                 allow_attestation_change=attestation.allow_attestation_change,
                 accept_batched_evidence=attestation.accept_batched_evidence,
+                peer_reattest_burst=attestation.peer_reattest_burst,
+                peer_reattest_interval=attestation.peer_reattest_interval,
             )
         )
-        self._streams: dict[int, AttestedStream] = {}
+        self._is_client = is_client
+        self._streams: dict[int, _Stream] = {}
+        """Streams with a direction still open; each removes itself once both are done."""
+        self._peer_ids = PeerStreamIds()
         # streams we opened and have not written to yet (at most the streams the peer lets
         # us open: aioquic enforces its MAX_STREAMS)
         self._unwritten: set[int] = set()
         self._transmit_handle: asyncio.Handle | None = None
+        self._refused = 0
+        """Streams refused so far (for logs: only the first refusal is a warning)."""
+        if not is_client:
+            self._peer_ids.mark_seen(profile.CONTROL_STREAM_ID)  # never an application stream
         self._early = EarlyDataBuffer(attestation.early_data_limit, early_data_budget)
-        self._refused: set[int] = set()
         self._accept_queue: asyncio.Queue[AttestedStream] = asyncio.Queue()
-        self._gate: asyncio.Future[None] = self._loop.create_future()
+        self._accept_receive_queue: asyncio.Queue[AttestedReceiveStream] = asyncio.Queue()
+        self._gate: asyncio.Future[None] = self._event_loop.create_future()
+        self._ended = asyncio.Event()
         self._closed_error: ConnectionClosed | None = None
         self._session_timer: asyncio.TimerHandle | None = None
         self._reattest_timer: asyncio.TimerHandle | None = None
@@ -141,24 +173,38 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         await asyncio.shield(self._gate)
 
     async def open_stream(self) -> AttestedStream:
+        stream = AttestedStream(self, self._open_local_stream(unidirectional=False))
+        self._streams[stream.stream_id] = stream
+        return stream
+
+    async def open_send_stream(self) -> AttestedSendStream:
+        stream = AttestedSendStream(self, self._open_local_stream(unidirectional=True))
+        self._streams[stream.stream_id] = stream
+        return stream
+
+    def _open_local_stream(self, *, unidirectional: bool) -> int:
         self._check_usable()
-        stream_id = self._quic.get_next_available_stream_id()
+        stream_id = self._quic.get_next_available_stream_id(is_unidirectional=unidirectional)
         # aioquic only reserves the ID once the stream exists: create it now (an empty write
         # sends nothing), or two streams opened before either sends would share one ID
         self._quic.send_stream_data(stream_id, b"", end_stream=False)
         self._unwritten.add(stream_id)
-        stream = AttestedStream(self, stream_id)
-        self._streams[stream_id] = stream
-        return stream
+        return stream_id
 
     async def accept_stream(self) -> AttestedStream:
+        return await self._accept(self._accept_queue)
+
+    async def accept_receive_stream(self) -> AttestedReceiveStream:
+        return await self._accept(self._accept_receive_queue)
+
+    async def _accept(self, queue: asyncio.Queue[_Accepted]) -> _Accepted:
         self._check_usable()
-        getter = asyncio.ensure_future(self._accept_queue.get())
-        closed = asyncio.ensure_future(self._closed.wait())
+        getter = asyncio.ensure_future(queue.get())
+        ended = asyncio.ensure_future(self._ended.wait())
         try:
-            await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            closed.cancel()
+            ended.cancel()
         if getter.done():
             return getter.result()
         getter.cancel()
@@ -169,10 +215,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     async def reattest(self) -> AttestationResult:
         """Run a new attestation exchange with the peer; a failure closes the connection."""
         self._check_usable()
-        context = self._session.request_attestation(self._loop.time())
+        context = self._session.request_attestation(self._event_loop.time())
         waiter = self._reattest_waiters.get(context)
         if waiter is None:
-            waiter = self._reattest_waiters[context] = self._loop.create_future()
+            waiter = self._reattest_waiters[context] = self._event_loop.create_future()
         self._pump()
         return await asyncio.shield(waiter)
 
@@ -190,7 +236,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     def _stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         if self._closed_error is not None:
             raise self._closed_error
-        self._quic.send_stream_data(stream_id, data, end_stream)
+        try:
+            self._quic.send_stream_data(stream_id, data, end_stream)
+        except (RuntimeError, ValueError, AssertionError) as exc:
+            # aioquic refuses writes on a stream the peer stopped before we saw its event
+            raise StreamStopped(f"stream {stream_id} cannot send: {exc}") from exc
         if stream_id in self._unwritten:
             # The first write on a stream we opened (a request) goes out with the next transmit,
             # at the latest in the next loop iteration: a FIN or more data written right after
@@ -204,84 +254,144 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     def _transmit_soon(self) -> None:
         if self._transmit_handle is None:
-            self._transmit_handle = self._loop.call_soon(self._deferred_transmit)
+            self._transmit_handle = self._event_loop.call_soon(self._deferred_transmit)
 
     def _deferred_transmit(self) -> None:
         self._transmit_handle = None
         self.transmit()
 
-    def _stream_abort(self, stream_id: int) -> None:
+    def _stream_stop(self, stream_id: int) -> None:
         self._unwritten.discard(stream_id)
-        with contextlib.suppress(ValueError, AssertionError):
+        with contextlib.suppress(ValueError, AssertionError):  # already finished in aioquic
             self._quic.stop_stream(stream_id, CloseCode.NO_ERROR)
             self.transmit()
+
+    def _stream_finished(self, stream_id: int) -> None:
+        self._streams.pop(stream_id, None)
+
+    def _is_peer_stream(self, stream_id: int) -> bool:
+        return bool(stream_id & 0x1) == self._is_client
 
     # --- aioquic events ----------------------------------------------------------------------
 
     def quic_event_received(self, event: quic_events.QuicEvent) -> None:
-        if isinstance(event, quic_events.StreamDataReceived):  # the most frequent event first
-            if event.stream_id != profile.CONTROL_STREAM_ID:
-                # application bytes never involve the session (before the gate they are held
-                # or refused by the adapter): no session pump
-                self._application_data(event.stream_id, event.data, event.end_stream)
-                return
-            self._session.receive_control_data(event.data, event.end_stream, self._loop.time())
-        elif isinstance(event, quic_events.HandshakeCompleted):
-            self._timings.handshake_done = time.perf_counter()
-            super().quic_event_received(event)
-            self._session.handshake_completed(self.exporter, self._loop.time())
-        else:
-            self._other_event(event)
-            return  # nothing the session reacts to: skip the pump (7 ConnectionIdIssued a side)
+        try:
+            if not self._quic_event(event):
+                return  # nothing the session reacts to: skip the pump (7 ConnectionIdIssued a side)
+        except Exception as exc:  # nothing may escape into aioquic's datagram callback
+            self._internal_failure(exc)
         # aioquic transmits once after every batch of events (datagram_received and
         # _handle_timer call transmit() right after _process_events): transmitting per event
         # as well cost ~15 µs per event (benchmarks: handshake and bulk receive).
         self._pump(transmit=False)
 
-    def _other_event(self, event: quic_events.QuicEvent) -> None:
+    def _quic_event(self, event: quic_events.QuicEvent) -> bool:
+        """Handle one aioquic event; True when the session may have events to carry out."""
+        if isinstance(event, quic_events.StreamDataReceived):  # the most frequent event first
+            if event.stream_id != profile.CONTROL_STREAM_ID:
+                # application bytes never involve the session (before the gate they are held
+                # or refused by the adapter): no session pump
+                self._application_data(event.stream_id, event.data, event.end_stream)
+                return False
+            self._session.receive_control_data(
+                event.data, event.end_stream, self._event_loop.time()
+            )
+            return True
+        if isinstance(event, quic_events.HandshakeCompleted):
+            self._timings.handshake_done = time.perf_counter()
+            super().quic_event_received(event)
+            self._session.handshake_completed(self.exporter, self._event_loop.time())
+            return True
+        return self._other_event(event)
+
+    def _other_event(self, event: quic_events.QuicEvent) -> bool:
         if isinstance(event, quic_events.DatagramFrameReceived):
             self._log.debug("datagram.dropped", size=len(event.data))
         elif isinstance(event, quic_events.StreamReset):
-            self._stream_reset(event.stream_id, event.error_code)
+            return self._stream_reset(event.stream_id, event.error_code)
+        elif isinstance(event, quic_events.StopSendingReceived):
+            return self._stop_sending(event.stream_id, event.error_code)
         elif isinstance(event, quic_events.ConnectionTerminated):
             self._terminated(event)
             super().quic_event_received(event)
         else:
             super().quic_event_received(event)
+        return False
 
     def _application_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        if stream_id in self._refused:
-            return  # aioquic keeps delivering until the peer's reset arrives
         if self._session.gate_open:
             self._deliver(stream_id, data, end_stream)
             return
         if self._session.closed:
             return
+        if stream_id not in self._early and not self._peer_ids.is_new(stream_id):
+            return  # refused or reset: aioquic keeps delivering until the peer's reset arrives
         if not self._early.hold(stream_id, data, end_stream):
             self._refuse_stream(stream_id)
 
     def _refuse_stream(self, stream_id: int) -> None:
+        """STOP_SENDING + RESET_STREAM with BUFFER_OVERFLOW; later bytes on it are dropped."""
         self._early.drop(stream_id)
-        self._refused.add(stream_id)
-        self._log.warning("early_data.refused", stream_id=stream_id)
+        self._peer_ids.mark_seen(stream_id)
+        self._refused += 1
+        # one warning per connection: a flood of refused streams must not flood the logs
+        log = self._log.warning if self._refused == 1 else self._log.debug
+        log("stream.refused", stream_id=stream_id, refused=self._refused)
         code = int(BufferOverflow.close_code)
-        with contextlib.suppress(ValueError, AssertionError):
+        with contextlib.suppress(ValueError, AssertionError):  # already finished in aioquic
             self._quic.stop_stream(stream_id, code)
-        with contextlib.suppress(ValueError, AssertionError):
+        with contextlib.suppress(ValueError, AssertionError):  # or receive-only for us
             self._quic.reset_stream(stream_id, code)
 
     def _deliver(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         stream = self._streams.get(stream_id)
         if stream is None:
-            stream = self._streams[stream_id] = AttestedStream(self, stream_id)
-            self._accept_queue.put_nowait(stream)
+            stream = self._new_peer_stream(stream_id)
+            if stream is None:
+                return  # a stream we released or refused: its late bytes are dropped
+        if isinstance(stream, AttestedSendStream):
+            return  # aioquic never delivers on our own unidirectional streams
         stream._feed(data, end_stream)
 
-    def _stream_reset(self, stream_id: int, error_code: int) -> None:
+    def _new_peer_stream(self, stream_id: int) -> AttestedStream | AttestedReceiveStream | None:
+        if not self._is_peer_stream(stream_id) or not self._peer_ids.is_new(stream_id):
+            return None
+        if not is_unidirectional(stream_id):
+            self._peer_ids.mark_seen(stream_id)
+            stream = self._streams[stream_id] = AttestedStream(self, stream_id)
+            self._accept_queue.put_nowait(stream)
+            return stream
+        if self._accept_receive_queue.qsize() >= MAX_PENDING_RECEIVE_STREAMS:
+            self._refuse_stream(stream_id)
+            return None
+        self._peer_ids.mark_seen(stream_id)
+        receive = AttestedReceiveStream(self, stream_id)
+        self._streams[stream_id] = receive
+        self._accept_receive_queue.put_nowait(receive)
+        return receive
+
+    def _stream_reset(self, stream_id: int, error_code: int) -> bool:
+        """RESET_STREAM from the peer; True when the session must act (the control stream)."""
+        if stream_id == profile.CONTROL_STREAM_ID:
+            self._session.control_stream_aborted("reset (RESET_STREAM)")
+            return True
         self._early.drop(stream_id)
         stream = self._streams.get(stream_id)
-        if stream is not None:
-            stream._fail(ConnectionResetError(f"stream reset by peer (code {error_code})"))
+        if stream is not None and not isinstance(stream, AttestedSendStream):
+            stream._peer_reset(error_code)
+        elif stream is None and self._is_peer_stream(stream_id):
+            self._peer_ids.mark_seen(stream_id)  # opened and abandoned: never handed out
+        return False
+
+    def _stop_sending(self, stream_id: int, error_code: int) -> bool:
+        """STOP_SENDING from the peer; True when the session must act (the control stream)."""
+        if stream_id == profile.CONTROL_STREAM_ID:
+            self._session.control_stream_aborted("stopped (STOP_SENDING)")
+            return True
+        stream = self._streams.get(stream_id)
+        if stream is not None and not isinstance(stream, AttestedReceiveStream):
+            stream._peer_stopped(error_code)
+        return False
 
     def _terminated(self, event: quic_events.ConnectionTerminated) -> None:
         if self._closed_error is None:
@@ -296,23 +406,51 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         """Carry out every pending session event, then transmit and re-arm the timer.
 
         ``transmit=False`` when aioquic is about to transmit anyway (inside its event loop).
+        An event that fails to carry out closes the connection (INTERNAL_ERROR); the events
+        queued behind it are still carried out, and the timer is armed whatever happened.
         """
-        while (event := self._session.next_event()) is not None:
-            if isinstance(event, SendControlData):
-                self._quic.send_stream_data(profile.CONTROL_STREAM_ID, event.data, False)
-            elif isinstance(event, EvidenceNeeded):
-                self._spawn(self._produce_evidence(event))
-            elif isinstance(event, VerificationNeeded):
-                self._spawn(self._verify(event))
-            elif isinstance(event, PeerAttested):
-                self._peer_attested(event)
-            elif isinstance(event, GateOpened):
-                self._open_gate()
-            elif isinstance(event, CloseConnection):
-                self._close_for(event)
-        if transmit:
-            self.transmit()
-        self._arm_session_timer()
+        try:
+            while (event := self._session.next_event()) is not None:
+                try:
+                    self._carry_out(event)
+                except Exception as exc:
+                    self._internal_failure(exc)
+            if self._session.closed and self._closed_error is None:
+                self._force_close()  # carrying out the session's close itself failed
+        finally:
+            self._arm_session_timer()
+            if transmit:
+                self.transmit()
+
+    def _carry_out(self, event: object) -> None:
+        if isinstance(event, SendControlData):
+            self._quic.send_stream_data(profile.CONTROL_STREAM_ID, event.data, False)
+        elif isinstance(event, EvidenceNeeded):
+            self._spawn(self._produce_evidence(event))
+        elif isinstance(event, VerificationNeeded):
+            self._spawn(self._verify(event))
+        elif isinstance(event, PeerAttested):
+            self._peer_attested(event)
+        elif isinstance(event, GateOpened):
+            self._open_gate()
+        elif isinstance(event, CloseConnection):
+            self._close_for(event)
+
+    def _internal_failure(self, error: Exception) -> None:
+        """An unexpected exception in this adapter: close with INTERNAL_ERROR, never raise.
+
+        The session queues the CloseConnection; every caller pumps afterwards.
+        """
+        self._log.error("adapter.failed", error=repr(error))
+        self._session.fail(error)
+
+    def _force_close(self) -> None:
+        self._closed_error = ConnectionClosed(
+            CloseCode.INTERNAL_ERROR, "internal error", by_peer=False
+        )
+        with contextlib.suppress(Exception):
+            self._quic.close(error_code=CloseCode.INTERNAL_ERROR, reason_phrase="internal error")
+        self._shutdown(self._closed_error)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` inline up to its first suspension (an eager task), then as a task.
@@ -324,16 +462,24 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         """
         outer, self._inline = self._inline, True
         try:
-            task = eager_task(self._loop, coro)
+            task = eager_task(self._event_loop, coro)
         finally:
             self._inline = outer
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A task's exception is retrieved here (never "never retrieved") and closes the
+        connection (INTERNAL_ERROR). Done callbacks run from the loop, never inside a pump."""
         self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            self._log.error("task.failed", error=repr(error))  # retrieved: nothing escapes
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, Exception):
+            self._internal_failure(error)
+            self._pump()
+        elif error is not None:
+            self._log.error("task.failed", error=repr(error))
 
     def _after_task_step(self) -> None:
         """The end of an evidence/verification coroutine: pump its events, unless it ran inline
@@ -355,7 +501,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self._session.evidence_failed(event.context, exc)
         else:
             self._timings.evidence.append(time.perf_counter() - started)
-            self._session.evidence_ready(event.context, cmw, self._loop.time())
+            self._session.evidence_ready(event.context, cmw, self._event_loop.time())
         self._after_task_step()
 
     async def _verify(self, event: VerificationNeeded) -> None:
@@ -383,7 +529,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         else:
             self._timings.verification.append(time.perf_counter() - started)
             self._peer_identity = identity
-            self._session.verification_succeeded(event.context, result, self._loop.time())
+            self._session.verification_succeeded(event.context, result, self._event_loop.time())
         self._after_task_step()
 
     def _peer_attested(self, event: PeerAttested) -> None:
@@ -435,6 +581,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._shutdown(self._closed_error)
 
     def _shutdown(self, error: ConnectionClosed) -> None:
+        self._ended.set()
         self._early.clear()  # held data never reaches the application of a failed connection
         self._unwritten.clear()
         if not self._gate.done():
@@ -445,8 +592,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
                 waiter.set_exception(error)
                 waiter.exception()
         self._reattest_waiters.clear()
-        for stream in self._streams.values():
-            stream._fail(error)
+        for stream in list(self._streams.values()):  # each removes itself
+            stream._connection_closed(error)
         for timer in (self._session_timer, self._reattest_timer):
             if timer is not None:
                 timer.cancel()
@@ -464,11 +611,14 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self._session_timer.cancel()
             self._session_timer = None
         if when is not None:
-            self._session_timer = self._loop.call_at(when, self._on_session_timer)
+            self._session_timer = self._event_loop.call_at(when, self._on_session_timer)
 
     def _on_session_timer(self) -> None:
         self._session_timer = None
-        self._session.handle_timer(self._loop.time())
+        try:
+            self._session.handle_timer(self._event_loop.time())
+        except Exception as exc:  # never into the event loop's exception handler
+            self._internal_failure(exc)
         self._pump()
 
     def _arm_reattest_timer(self) -> None:
@@ -477,12 +627,15 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             return
         if self._reattest_timer is not None:
             self._reattest_timer.cancel()
-        self._reattest_timer = self._loop.call_later(interval, self._on_reattest_timer)
+        self._reattest_timer = self._event_loop.call_later(interval, self._on_reattest_timer)
 
     def _on_reattest_timer(self) -> None:
         self._reattest_timer = None
         if self._session.closed:
             return
         self._log.info("reattestation.periodic")
-        self._session.request_attestation(self._loop.time())
+        try:
+            self._session.request_attestation(self._event_loop.time())
+        except Exception as exc:
+            self._internal_failure(exc)
         self._pump()

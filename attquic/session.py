@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec
 
-from attquic import batching, expat, frames, profile
+from attquic import batching, expat, frames, limits, profile
 from attquic.attestation import AttestationChange, AttestationResult, compare_attestations
 from attquic.cmw import CMW
 from attquic.ea.authenticator import ExportedAuthenticators, ValidatedAuthenticator
@@ -45,6 +45,7 @@ from attquic.errors import (
     PolicyRejected,
     ProtocolViolation,
     RefusedAuthenticator,
+    RequestRateExceeded,
     close_code_for,
 )
 from attquic.events import (
@@ -92,6 +93,10 @@ class SessionConfiguration:
     callback deciding per change."""
     accept_batched_evidence: bool = True
     """As relying party, announce (SETUP bit 2) and accept batched evidence."""
+    peer_reattest_burst: int = limits.DEFAULT_REATTEST_BURST
+    """Requests the peer may make back to back after its initial one (:mod:`attquic.limits`)."""
+    peer_reattest_interval: float = limits.DEFAULT_REATTEST_INTERVAL
+    """Seconds per further request the peer earns back."""
     # last: inside the class body the name shadows the attquic.profile module
     profile: WireProfile = ATTQUIC_2
     """The wire profile: SETUP version, binder label, cmw_attestation codepoint."""
@@ -101,6 +106,8 @@ class SessionConfiguration:
             raise LocalError("an attesting side needs a signing identity")
         if self.attestation_timeout <= 0:
             raise LocalError("attestation_timeout must be positive")
+        if self.peer_reattest_burst < 0 or self.peer_reattest_interval <= 0:
+            raise LocalError("the re-attestation limit needs burst >= 0 and interval > 0")
         if not isinstance(self.profile, WireProfile):
             raise LocalError("profile must be an attquic.profile.WireProfile")
 
@@ -157,6 +164,9 @@ class AttestationSession:
         self._early_control: list[tuple[bytes, bool]] = []
         self._peer_contexts: set[bytes] = set()
         self._own_contexts: set[bytes] = set()
+        self._peer_reattests = limits.TokenBucket(
+            config.peer_reattest_burst, config.peer_reattest_interval
+        )
         self.peer_result: AttestationResult | None = None
         self._first: tuple[AttestationResult, bytes] | None = None
         """The connection's first accepted attestation of the peer, and its key (SPKI)."""
@@ -312,6 +322,20 @@ class AttestationSession:
         if not self.closed:
             self._fail(error)
 
+    def control_stream_aborted(self, what: str) -> None:
+        """The peer reset (RESET_STREAM) or stopped (STOP_SENDING) the control stream.
+
+        Either ends the attestation protocol, before or after the gate: PROTOCOL_VIOLATION.
+        """
+        if not self.closed:
+            self._fail(ProtocolViolation(f"the peer {what} the control stream"))
+
+    def fail(self, error: BaseException) -> None:
+        """The adapter hit ``error`` carrying out this session's events: close the connection
+        with ``close_code_for(error)`` (INTERNAL_ERROR for anything but a peer's fault)."""
+        if not self.closed:
+            self._fail(error)
+
     def connection_terminated(self) -> None:
         """The connection is gone (closed by the peer or the transport): stop, emit nothing."""
         self._state = SessionState.CLOSED
@@ -366,7 +390,7 @@ class AttestationSession:
         if self._peer_setup is None:
             raise ProtocolViolation("control frame before SETUP")
         if isinstance(frame, frames.AuthenticatorRequestFrame):
-            self._handle_request(frame.request)
+            self._handle_request(frame.request, now)
         elif isinstance(frame, frames.AuthenticatorFrame):
             self._handle_authenticator(frame.authenticator, now)
         else:
@@ -397,7 +421,7 @@ class AttestationSession:
         self._send(frames.AuthenticatorRequestFrame(request.encode()))
         return request.context
 
-    def _handle_request(self, data: bytes) -> None:
+    def _handle_request(self, data: bytes, now: float) -> None:
         assert self._peer_setup is not None
         if not self._peer_setup.requests_attestation:
             raise ProtocolViolation("authenticator request from a peer that said it would not ask")
@@ -411,6 +435,11 @@ class AttestationSession:
             raise ProtocolViolation("the peer reflected one of our request contexts")
         if len(self._pending.peers) >= profile.MAX_PEER_REQUESTS_IN_FLIGHT:
             raise ProtocolViolation("too many attestation requests in flight")
+        if self._peer_contexts and not self._peer_reattests.take(now):
+            raise RequestRateExceeded(
+                f"more than {self._config.peer_reattest_burst} re-attestation requests, or more"
+                f" than one per {self._config.peer_reattest_interval:g} s"
+            )
         self._peer_contexts.add(request.context)
         if not expat.is_offered(request, self._config.cmw_extension):
             raise ProtocolViolation("authenticator request without the cmw_attestation offer")

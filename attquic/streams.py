@@ -1,21 +1,56 @@
 """Application streams of an attested connection, as anyio byte streams.
 
-An :class:`AttestedStream` exists only once the connection's gate is open, so every byte it
-yields or accepts belongs to an attested channel.
+Three types, one per QUIC stream direction:
+
+* :class:`AttestedStream`: a bidirectional stream (either side opened it);
+* :class:`AttestedReceiveStream`: the peer's unidirectional stream (we only read);
+* :class:`AttestedSendStream`: our own unidirectional stream (we only write).
+
+A stream exists only once the connection's gate is open, so every byte it yields or accepts
+belongs to an attested channel. Every failure the application can see is an attquic exception
+(:mod:`attquic.errors`): :class:`~attquic.errors.StreamReset` (the peer reset its side),
+:class:`~attquic.errors.StreamStopped` (the peer asked us to stop sending),
+:class:`~attquic.errors.StreamClosed` (we closed it), :class:`~attquic.errors.StreamIncomplete`
+(``receive_exactly`` hit the end) and :class:`~attquic.errors.ConnectionClosed`. The stream
+errors also derive from the anyio exceptions the :class:`anyio.abc.ByteStream` contract names.
+:class:`anyio.EndOfStream` is the normal end of the peer's data, as for every anyio stream.
+
+Each stream tells its owner once both of its directions are done (see
+:meth:`_StreamOwner._stream_finished`), so that the connection can forget it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import anyio
-from anyio.abc import ByteStream
+from anyio.abc import ByteReceiveStream, ByteSendStream, ByteStream
 
 from attquic.attestation import AttestationResult
+from attquic.errors import (
+    AttquicError,
+    StreamClosed,
+    StreamIncomplete,
+    StreamReset,
+    StreamStopped,
+)
 
-__all__ = ["AttestationAttribute", "AttestedStream"]
+__all__ = [
+    "AttestationAttribute",
+    "AttestedReceiveStream",
+    "AttestedSendStream",
+    "AttestedStream",
+    "PeerStreamIds",
+    "is_unidirectional",
+]
+
+
+def is_unidirectional(stream_id: int) -> bool:
+    """RFC 9000 §2.1: bit 0x2 of a stream ID marks a unidirectional stream."""
+    return bool(stream_id & 0x2)
 
 
 class AttestationAttribute(anyio.TypedAttributeSet):
@@ -29,23 +64,32 @@ class AttestationAttribute(anyio.TypedAttributeSet):
 class _StreamOwner(Protocol):
     def _stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
 
-    def _stream_abort(self, stream_id: int) -> None: ...
+    def _stream_stop(self, stream_id: int) -> None: ...
+
+    def _stream_finished(self, stream_id: int) -> None: ...
 
     @property
     def peer_attestation(self) -> AttestationResult | None: ...
 
 
-class AttestedStream(ByteStream):
-    """A bidirectional QUIC stream on an attested connection."""
+class _Stream:
+    """State of both directions of one stream; the public types expose one or both."""
 
-    def __init__(self, owner: _StreamOwner, stream_id: int) -> None:
+    def __init__(
+        self, owner: _StreamOwner, stream_id: int, *, readable: bool, writable: bool
+    ) -> None:
         self._owner = owner
         self._stream_id = stream_id
         self._buffer = bytearray()
         self._eof = False
-        self._sent_eof = False
-        self._error: BaseException | None = None
+        self._receive_error: AttquicError | None = None
+        self._receive_done = not readable
+        """No more bytes will be fed (end of stream, reset, stopped, or not readable)."""
+        self._send_error: AttquicError | None = None
+        self._send_done = not writable
+        """No more bytes will be sent (FIN sent, reset, or not writable)."""
         self._readable = asyncio.Event()
+        self._released = False
 
     @property
     def stream_id(self) -> int:
@@ -54,22 +98,85 @@ class AttestedStream(ByteStream):
     # --- fed by the protocol ------------------------------------------------------------
 
     def _feed(self, data: bytes, end_stream: bool) -> None:
+        if self._receive_done:
+            return  # we stopped reading: late bytes are dropped
         self._buffer += data
         if end_stream:
             self._eof = True
+            self._receive_done = True
         self._readable.set()
+        self._check_finished()
 
-    def _fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
+    def _peer_reset(self, code: int) -> None:
+        """RESET_STREAM from the peer: its sending side is gone."""
+        if not self._receive_done:
+            self._receive_error = StreamReset(
+                f"stream {self._stream_id} reset by the peer (code {code})", code
+            )
+            self._receive_done = True
+            self._readable.set()
+        self._check_finished()
+
+    def _peer_stopped(self, code: int) -> None:
+        """STOP_SENDING from the peer (aioquic has already reset our sending side)."""
+        if not self._send_done:
+            self._send_error = StreamStopped(
+                f"the peer stopped stream {self._stream_id} (code {code})", code
+            )
+            self._send_done = True
+        self._check_finished()
+
+    def _connection_closed(self, error: AttquicError) -> None:
+        """The connection is gone: whatever was not finished fails with ``error``."""
+        if not self._receive_done:
+            self._receive_error = error
+            self._receive_done = True
+            self._readable.set()
+        if not self._send_done:
+            self._send_error = error
+            self._send_done = True
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        if self._receive_done and self._send_done and not self._released:
+            self._released = True
+            self._owner._stream_finished(self._stream_id)
+
+    # --- shared application calls ---------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Finish our side (FIN) and stop reading the peer's (STOP_SENDING); idempotent."""
+        if not self._send_done:
+            self._send_done = True
+            # the connection or stream may already be gone: nothing left to finish then
+            with contextlib.suppress(AttquicError):
+                self._owner._stream_send(self._stream_id, b"", True)
+        if not self._receive_done:
+            self._receive_done = True
+            self._owner._stream_stop(self._stream_id)
+        closed = StreamClosed(f"stream {self._stream_id} was closed by this side")
+        if self._receive_error is None and not self._eof:
+            self._receive_error = closed
+        if self._send_error is None:
+            self._send_error = closed
+        self._buffer.clear()
         self._readable.set()
+        self._check_finished()
 
-    # --- anyio ByteStream ---------------------------------------------------------------
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return {
+            AttestationAttribute.peer_attestation: lambda: self._owner.peer_attestation,
+            AttestationAttribute.stream_id: lambda: self._stream_id,
+        }
 
+
+class _Receiving(_Stream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Up to ``max_bytes`` bytes; :class:`anyio.EndOfStream` once the peer finished."""
         while not self._buffer:
-            if self._error is not None:
-                raise anyio.BrokenResourceError from self._error
+            if self._receive_error is not None:
+                raise self._receive_error
             if self._eof:
                 raise anyio.EndOfStream
             self._readable.clear()
@@ -78,34 +185,16 @@ class AttestedStream(ByteStream):
         del self._buffer[:max_bytes]
         return chunk
 
-    async def send(self, item: bytes) -> None:
-        if self._error is not None:
-            raise anyio.BrokenResourceError from self._error
-        if self._sent_eof:
-            raise anyio.ClosedResourceError
-        self._owner._stream_send(self._stream_id, bytes(item), False)
-
-    async def send_eof(self) -> None:
-        if self._sent_eof or self._error is not None:
-            return
-        self._sent_eof = True
-        self._owner._stream_send(self._stream_id, b"", True)
-
-    async def aclose(self) -> None:
-        if not self._sent_eof and self._error is None:
-            await self.send_eof()
-        if not self._eof:
-            self._owner._stream_abort(self._stream_id)
-        self._fail(anyio.ClosedResourceError())
-
     async def receive_exactly(self, size: int) -> bytes:
-        """Exactly ``size`` bytes, or :class:`anyio.IncompleteRead` at end of stream."""
+        """Exactly ``size`` bytes, or :class:`~attquic.errors.StreamIncomplete` at the end."""
         out = bytearray()
         while len(out) < size:
             try:
                 out += await self.receive(size - len(out))
             except anyio.EndOfStream:
-                raise anyio.IncompleteRead from None
+                raise StreamIncomplete(
+                    f"stream {self._stream_id} ended after {len(out)} of {size} bytes"
+                ) from None
         return bytes(out)
 
     async def receive_all(self) -> bytes:
@@ -117,9 +206,78 @@ class AttestedStream(ByteStream):
             except anyio.EndOfStream:
                 return bytes(out)
 
+
+class _Sending(_Stream):
+    async def send(self, item: bytes) -> None:
+        if self._send_error is not None:
+            raise self._send_error
+        if self._send_done:
+            raise StreamClosed(f"stream {self._stream_id}: end of stream already sent")
+        self._owner._stream_send(self._stream_id, bytes(item), False)
+
+    async def send_eof(self) -> None:
+        """Finish our sending side (FIN); idempotent, and a no-op once the stream failed."""
+        if self._send_done:
+            return
+        self._send_done = True
+        self._owner._stream_send(self._stream_id, b"", True)
+        self._check_finished()
+
+
+class AttestedStream(_Receiving, _Sending, ByteStream):
+    """A bidirectional QUIC stream on an attested connection."""
+
+    def __init__(self, owner: _StreamOwner, stream_id: int) -> None:
+        super().__init__(owner, stream_id, readable=True, writable=True)
+
+
+class AttestedReceiveStream(_Receiving, ByteReceiveStream):
+    """The peer's unidirectional QUIC stream on an attested connection: receive only."""
+
+    def __init__(self, owner: _StreamOwner, stream_id: int) -> None:
+        super().__init__(owner, stream_id, readable=True, writable=False)
+
+
+class AttestedSendStream(_Sending, ByteSendStream):
+    """Our own unidirectional QUIC stream on an attested connection: send only.
+
+    :meth:`aclose` (or :meth:`send_eof`) finishes it.
+    """
+
+    def __init__(self, owner: _StreamOwner, stream_id: int) -> None:
+        super().__init__(owner, stream_id, readable=False, writable=True)
+
+
+class PeerStreamIds:
+    """Which of the peer's stream IDs are new, in memory bounded by QUIC's stream limits.
+
+    QUIC opens a peer's streams in ID order per type (opening one opens every lower one,
+    RFC 9000 §3.2), so "seen" is one counter per type plus the gaps below it: IDs opened
+    implicitly but not yet seen. A gap is a stream the QUIC stack still holds open (it has
+    not finished), so there are never more gaps than the peer's concurrent-stream limit.
+    A stream the connection has released is not new, so late frames for it are ignored
+    instead of opening a fresh stream.
+    """
+
+    __slots__ = ("_gaps", "_next")
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+        self._gaps: set[int] = set()
+
+    def is_new(self, stream_id: int) -> bool:
+        return stream_id >= self._next.get(stream_id & 0x3, 0) or stream_id in self._gaps
+
+    def mark_seen(self, stream_id: int) -> None:
+        kind = stream_id & 0x3
+        first_unseen = self._next.get(kind, kind)
+        if stream_id >= first_unseen:
+            self._gaps.update(range(first_unseen, stream_id, 4))
+            self._next[kind] = stream_id + 4
+        else:
+            self._gaps.discard(stream_id)
+
     @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return {
-            AttestationAttribute.peer_attestation: lambda: self._owner.peer_attestation,
-            AttestationAttribute.stream_id: lambda: self._stream_id,
-        }
+    def gaps(self) -> int:
+        """IDs below the highest seen that were not seen yet (for tests and logs)."""
+        return len(self._gaps)

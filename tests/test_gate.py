@@ -22,6 +22,7 @@ from channel_helpers import (
 from attquic import CloseCode
 from attquic.config import AttestationConfiguration
 from attquic.protocol import AttestedQuicProtocol
+from attquic.streams import AttestedStream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.network]
 
@@ -35,6 +36,7 @@ class EarlyDataClient(AttestedQuicProtocol):
         super().__init__(*args, **kwargs)
         self.early = early
         self.stream_events: list[quic_events.QuicEvent] = []
+        self.early_stream: AttestedStream | None = None
 
     def quic_event_received(self, event: quic_events.QuicEvent) -> None:
         if isinstance(event, quic_events.StopSendingReceived | quic_events.StreamReset):
@@ -43,6 +45,8 @@ class EarlyDataClient(AttestedQuicProtocol):
         if isinstance(event, quic_events.HandshakeCompleted):
             # bypasses the client's own gate on purpose: this peer is impatient
             self._quic.send_stream_data(EARLY_STREAM, self.early, end_stream=True)
+            self.early_stream = self._streams[EARLY_STREAM] = AttestedStream(self, EARLY_STREAM)
+            self.early_stream._send_done = True  # the FIN above
 
 
 async def _run_early_client(
@@ -59,10 +63,8 @@ async def _run_early_client(
             protocol: EarlyDataClient = client  # type: ignore[assignment]
             await protocol.wait_attested()
             echoed: bytes | None = None
-            stream = protocol._streams.get(EARLY_STREAM)
+            stream = protocol.early_stream
             for _ in range(100):
-                if stream is None:
-                    stream = protocol._streams.get(EARLY_STREAM)
                 if (stream is not None and stream._eof) or protocol.stream_events:
                     break
                 await asyncio.sleep(0.02)
