@@ -113,15 +113,23 @@ class AttestedServer:
         server: QuicServer,
         transport: asyncio.BaseTransport,
         handler_tasks: set[asyncio.Task[None]],
+        early_data_budget: EarlyDataBudget,
     ) -> None:
         self._server = server
         self._transport = transport
         self._handler_tasks = handler_tasks
+        self._early_data_budget = early_data_budget
 
     @property
     def port(self) -> int:
         """The bound UDP port (useful with ``port=0``)."""
         return cast(int, self._transport.get_extra_info("sockname")[1])
+
+    @property
+    def early_data_held(self) -> int:
+        """Bytes held before attestation across all connections now, stream charges included
+        (at most ``AttestationConfiguration.early_data_budget``); 0 when none is unattested."""
+        return self._early_data_budget.held
 
     def close(self) -> None:
         self._server.close()
@@ -178,11 +186,12 @@ async def serve(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    budget = EarlyDataBudget(attestation.early_data_budget)
     create_protocol = functools.partial(
         AttestedQuicProtocol,
         attestation=attestation,
         on_gate_open=on_gate_open,
-        early_data_budget=EarlyDataBudget(attestation.early_data_budget),
+        early_data_budget=budget,
     )
     # what aioquic.asyncio.serve does, keeping the transport (aioquic only holds it privately)
     transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
@@ -191,7 +200,7 @@ async def serve(
         ),
         local_addr=(host, port),
     )
-    return AttestedServer(server, transport, tasks)
+    return AttestedServer(server, transport, tasks, budget)
 
 
 @contextlib.asynccontextmanager
