@@ -116,14 +116,14 @@ class AttestedServer:
         early_data_budget: EarlyDataBudget,
     ) -> None:
         self._server = server
-        self._transport = transport
+        self._udp_transport = transport
         self._handler_tasks = handler_tasks
         self._early_data_budget = early_data_budget
 
     @property
     def port(self) -> int:
         """The bound UDP port (useful with ``port=0``)."""
-        return cast(int, self._transport.get_extra_info("sockname")[1])
+        return cast(int, self._udp_transport.get_extra_info("sockname")[1])
 
     @property
     def early_data_held(self) -> int:

@@ -1,0 +1,93 @@
+"""Every aioquic name attquic relies on that aioquic does not document as public, in one place.
+
+aioquic (pinned ``aioquic>=1.3,<2`` in pyproject.toml) offers no exporter API and no public
+handle on a protocol's ``QuicConnection``, so attquic uses the names below and nothing else
+private. ``tests/test_aioquic_private.py`` checks each one against the installed aioquic and
+fails, naming it, if a release renames or removes it; it also checks that the library code
+touches no other private name of aioquic's protocol or server classes (``_loop``, ``_closed``,
+``QuicServer._transport`` were replaced by ``asyncio.get_running_loop()``, an own event and the
+transport ``loop.create_datagram_endpoint`` returns).
+
+The test suite's hostile peers and the benchmarks poke further aioquic internals on purpose
+(``tests/attack_helpers.py``, ``benchmarks/``); they are not part of the library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["PRIVATE_NAMES", "PrivateName"]
+
+
+@dataclass(frozen=True)
+class PrivateName:
+    owner: str
+    """Dotted path of the aioquic class the name belongs to."""
+    name: str
+    kind: str
+    """"method" (looked up on the class) or "attribute" (set on instances)."""
+    used_by: str
+    why: str
+
+
+PRIVATE_NAMES: Final[tuple[PrivateName, ...]] = (
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_update_traffic_key",
+        "method",
+        "attquic/quic/exporter_hook.py",
+        "wrapped on one connection instance to capture the exporter master secret at the first "
+        "1-RTT key install (aioquic has no exporter API)",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "tls",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "the connection's tls.Context, read when the 1-RTT key is installed (undocumented)",
+    ),
+    PrivateName(
+        "aioquic.tls.Context",
+        "key_schedule",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "the negotiated KeySchedule at the master-secret stage (undocumented)",
+    ),
+    PrivateName(
+        "aioquic.tls.KeySchedule",
+        "derive_secret",
+        "method",
+        "attquic/quic/exporter_hook.py",
+        'Derive-Secret(., "exp master"/"s ap traffic", transcript) (undocumented)',
+    ),
+    PrivateName(
+        "aioquic.tls.KeySchedule",
+        "algorithm",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "the suite hash of the exporter (undocumented)",
+    ),
+    PrivateName(
+        "aioquic.tls.KeySchedule",
+        "cipher_suite",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "self-check: the schedule's suite is the installed key's suite (undocumented)",
+    ),
+    PrivateName(
+        "aioquic.tls.KeySchedule",
+        "generation",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "self-check: the schedule is at the master secret, generation 3 (undocumented)",
+    ),
+    PrivateName(
+        "aioquic.asyncio.protocol.QuicConnectionProtocol",
+        "_quic",
+        "attribute",
+        "attquic/protocol.py",
+        "the protocol's QuicConnection, the de-facto interface of QuicConnectionProtocol "
+        "subclasses (aioquic's own HTTP/3 examples use it); no public accessor exists",
+    ),
+)
