@@ -24,10 +24,26 @@ from attquic.attestation import (
     Verifier,
 )
 from attquic.config import AttestationConfiguration
-from attquic.errors import AttquicError, CloseCode, ConnectionClosed, LocalError, RemoteError
+from attquic.errors import (
+    AttquicError,
+    CloseCode,
+    ConnectionClosed,
+    LocalError,
+    RemoteError,
+    StreamClosed,
+    StreamError,
+    StreamIncomplete,
+    StreamReset,
+    StreamStopped,
+)
 from attquic.pkix import AuthenticatorIdentity, TrustStore
 from attquic.profile import ATTQUIC_2, ATTQUIC_2_LEGACY_EXPAT_03, WireProfile
-from attquic.streams import AttestationAttribute, AttestedStream
+from attquic.streams import (
+    AttestationAttribute,
+    AttestedReceiveStream,
+    AttestedSendStream,
+    AttestedStream,
+)
 
 __version__ = "0.1.0"
 
@@ -39,6 +55,8 @@ __all__ = [
     "AttestationConfiguration",
     "AttestationResult",
     "AttestedConnection",
+    "AttestedReceiveStream",
+    "AttestedSendStream",
     "AttestedServer",
     "AttestedStream",
     "Attester",
@@ -50,6 +68,11 @@ __all__ = [
     "IssuerAssertion",
     "LocalError",
     "RemoteError",
+    "StreamClosed",
+    "StreamError",
+    "StreamIncomplete",
+    "StreamReset",
+    "StreamStopped",
     "TrustStore",
     "Verifier",
     "WireProfile",

@@ -23,7 +23,8 @@ handshake processing into CONNECTION_CLOSE with ``CRYPTO_ERROR + internal_error`
 peer sees the handshake fail (a client ``connect()`` raises ``ConnectionError``) and no exporter
 is ever available on either side.
 
-Fragility, stated plainly: this relies on names aioquic does not document as public, namely
+Fragility, stated plainly (every such name is listed in ``attquic/quic/_aioquic_private.py``,
+checked by a test): this relies on names aioquic does not document as public, namely
 ``QuicConnection._update_traffic_key`` (the method ``_initialize`` installs as
 ``tls.update_traffic_key_cb``), ``QuicConnection.tls``, ``tls.Context.key_schedule`` with its
 ``KeySchedule.derive_secret``/``algorithm``/``cipher_suite``/``generation``, and on the order in
