@@ -83,6 +83,15 @@ PRIVATE_NAMES: Final[tuple[PrivateName, ...]] = (
         "self-check: the schedule is at the master secret, generation 3 (undocumented)",
     ),
     PrivateName(
+        "aioquic.tls.Context",
+        "_peer_certificate",
+        "attribute",
+        "attquic/quic/exporter_hook.py",
+        "the leaf certificate the peer presented in TLS, for the authenticator identity check "
+        "(aioquic has no public accessor, aiortc/aioquic#586); read with getattr, absent reads "
+        "as no certificate (fails closed)",
+    ),
+    PrivateName(
         "aioquic.asyncio.protocol.QuicConnectionProtocol",
         "_quic",
         "attribute",
