@@ -24,6 +24,7 @@ from attack_helpers import (
     setup_frame,
 )
 from channel_helpers import (
+    TEST_CA,
     EchoApp,
     RecordingAttester,
     attestation,
@@ -37,7 +38,6 @@ from channel_helpers import (
 import attquic
 from attquic import CloseCode, expat, frames
 from attquic.ea.authenticator import ExportedAuthenticators
-from attquic.ea.identity import generate_self_signed
 from attquic.ea.messages import AuthenticatorRequest, Role
 from attquic.early_data import STREAM_CHARGE
 from attquic.events import SendControlData
@@ -55,7 +55,9 @@ SHORT_TIMEOUT = 1.5
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SimulatedTdxWarning)
     GENUINE = default_attester()
-HOSTILE_IDENTITY = generate_self_signed("p256", common_name="hostile attester")
+#: A certificate the client's trust store accepts: these attacks are about the adapter, not
+#: about an untrusted certificate.
+HOSTILE_IDENTITY = TEST_CA.issue("hostile attester")
 STOP_CODE = 0x77
 
 
