@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, cast
 
-import structlog
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
@@ -25,13 +24,14 @@ from attquic.attestation import AttestationResult
 from attquic.config import AttestationConfiguration
 from attquic.early_data import EarlyDataBudget
 from attquic.errors import CloseCode, ConfigurationError, ConnectionClosed
+from attquic.logs import get_logger
 from attquic.pkix import AuthenticatorIdentity
 from attquic.protocol import AttestedQuicProtocol
 from attquic.streams import AttestedReceiveStream, AttestedSendStream, AttestedStream
 
 __all__ = ["AttestedConnection", "AttestedServer", "ConnectionHandler", "connect", "serve"]
 
-_log = structlog.get_logger("attquic")
+_log = get_logger("attquic")
 
 
 class AttestedConnection:

@@ -8,14 +8,16 @@ computed from its own TLS state, and the time, and returns a result or raises an
 
 Results keep "verified from hardware evidence" (:class:`HardwareAttestation`) and "asserted by
 a token issuer" (:class:`IssuerAssertion`) in different types, so an application can never
-confuse the two.
+confuse the two. A hardware result also names the root it was verified against
+(:class:`TrustAnchor`): the vendor's, or a test root trusted explicitly (simulated evidence).
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -30,10 +32,26 @@ __all__ = [
     "BatchingAttester",
     "HardwareAttestation",
     "IssuerAssertion",
+    "TrustAnchor",
     "Verifier",
     "compare_attestations",
     "measurements",
 ]
+
+
+class TrustAnchor(enum.Enum):
+    """The root of trust a :class:`HardwareAttestation` was verified against."""
+
+    VENDOR_ROOT = "vendor root"
+    """The hardware vendor's pinned root (for TDX: the Intel SGX Root CA)."""
+    TEST_ROOT = "test root"
+    """A root the verifier was told to trust explicitly (``unsafe_root_ca_der``): simulated or
+    test evidence, which anyone can forge. Never accept it in production."""
+
+    @property
+    def simulated(self) -> bool:
+        """True for :attr:`TEST_ROOT`: the evidence proves nothing about real hardware."""
+        return self is TrustAnchor.TEST_ROOT
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class HardwareAttestation(AttestationResult):
 
     evidence: bytes
     """The raw evidence (e.g. the TDX quote) as received."""
+    trust_anchor: TrustAnchor = field(kw_only=True)
+    """The root the evidence was verified against (required, keyword-only: a verifier must say)."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import structlog
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
 
@@ -55,6 +54,7 @@ from attquic.events import (
     SendControlData,
     VerificationNeeded,
 )
+from attquic.logs import get_logger
 from attquic.pkix import AuthenticatorIdentity, validate_authenticator_certificate
 from attquic.quic import ExportingQuicConnectionProtocol
 from attquic.session import AttestationSession, SessionConfiguration
@@ -149,7 +149,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._inline = False  # an evidence/verification coroutine runs inside _spawn
         self._timings = _Timings()
         self._peer_identity: AuthenticatorIdentity | None = None
-        self._log = structlog.get_logger("attquic").bind(
+        self._log = get_logger("attquic").bind(
             conn=next(_connection_ids), role="client" if is_client else "server"
         )
 

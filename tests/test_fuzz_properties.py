@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from attquic import expat, frames, profile
-from attquic.attestation import HardwareAttestation
+from attquic.attestation import HardwareAttestation, TrustAnchor
 from attquic.cmw import CMW, CMWRecord, encode_cbor
 from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.ea.identity import generate_self_signed
@@ -315,7 +315,10 @@ class _Endpoint:
                 if bound and verdict():
                     self.accepted_any = True
                     result = HardwareAttestation(
-                        verified_at=now, media_type="x", evidence=event.cmw.value
+                        verified_at=now,
+                        media_type="x",
+                        evidence=event.cmw.value,
+                        trust_anchor=TrustAnchor.TEST_ROOT,
                     )
                     self.session.verification_succeeded(event.context, result, now)
                 else:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any
 
 import pytest
-import structlog
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.quic import events as quic_events
 from channel_helpers import (
@@ -73,13 +73,16 @@ async def _run_early_client(
     return app, protocol, echoed
 
 
-async def test_early_data_within_the_bound_is_released_intact_after_the_gate() -> None:
+async def test_early_data_within_the_bound_is_released_intact_after_the_gate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     early = bytes(range(256)) * 256  # 64 KiB, under the default 256 KiB bound
-    with structlog.testing.capture_logs() as logs:
+    with caplog.at_level(logging.INFO, logger="attquic"):
         app, client, echoed = await _run_early_client(
             attestation(attester=default_attester()), early
         )
-    server_gate = [e for e in logs if e["event"] == "gate.opened" and e["role"] == "server"]
+    logs = [getattr(record, "attquic", {}) for record in caplog.records]
+    server_gate = [e for e in logs if e.get("event") == "gate.opened" and e["role"] == "server"]
     assert server_gate and server_gate[0]["held_bytes"] > 0  # it really was held
     assert app.received == [early]
     assert echoed == early

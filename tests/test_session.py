@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attquic import frames, profile
-from attquic.attestation import AttestationResult, HardwareAttestation
+from attquic.attestation import AttestationResult, HardwareAttestation, TrustAnchor
 from attquic.cmw import CMW, CMWRecord
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.ea.messages import AuthenticatorRequest
@@ -39,7 +39,12 @@ def check_fake_evidence(cmw: CMW, binding: Binding, now: float) -> AttestationRe
     assert isinstance(cmw, CMWRecord)
     if not binding.matches_report_data(cmw.value):
         raise BindingMismatch("report data does not match")
-    return HardwareAttestation(verified_at=now, media_type=str(cmw.type), evidence=cmw.value)
+    return HardwareAttestation(
+        verified_at=now,
+        media_type=str(cmw.type),
+        evidence=cmw.value,
+        trust_anchor=TrustAnchor.TEST_ROOT,
+    )
 
 
 @dataclass

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from data_paths import TDX_SAMPLES
-from structlog.testing import capture_logs
 
+from attquic.attestation import TrustAnchor
 from attquic.errors import BindingMismatch, EvidenceInvalid, PolicyRejected, QuoteFormatError
 from attquic.profile import TDX_QUOTE_MEDIA_TYPE
 from attquic.tdx import (
@@ -24,6 +25,7 @@ from attquic.tdx import (
     parse_quote,
     verify_quote,
 )
+from attquic.tdx import verifier as verifier_module
 
 P1_QUOTE = "phala-dcap-qvl/tdx_quote"
 P1_COLLATERAL = "phala-dcap-qvl/tdx_quote_collateral.json"
@@ -234,13 +236,22 @@ def test_chain_must_end_in_the_pinned_root(p1: bytes, p1_collateral: Collateral)
         )
 
 
-def test_unsafe_root_is_used_and_logged(p1: bytes, p1_collateral: Collateral) -> None:
-    with capture_logs() as logs:
+def test_unsafe_root_is_used_and_logged(
+    p1: bytes,
+    p1_collateral: Collateral,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verifier_module, "_unsafe_roots_warned", set())
+    for _ in range(3):
         result = verify_quote(
             p1, p1_collateral, now=P1_NOW, unsafe_root_ca_der=intel_sgx_root_ca_der()
         )
     assert result.tcb_status == "UpToDate"
-    assert any(entry["event"] == "tdx.unsafe_root_ca" for entry in logs)
+    assert result.trust_anchor is TrustAnchor.TEST_ROOT  # whatever root it is: trusted by hand
+    warned = [r for r in caplog.records if r.getMessage().startswith("tdx.unsafe_root_ca")]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING  # once, not per quote
+    assert verify_quote(p1, p1_collateral, now=P1_NOW).trust_anchor is TrustAnchor.VENDOR_ROOT
     with pytest.raises(EvidenceInvalid, match="unsafe root CA"):
         verify_quote(p1, p1_collateral, now=P1_NOW, unsafe_root_ca_der=b"\x30\x03\x02\x01\x00")
 

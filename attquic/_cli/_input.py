@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import binascii
+import datetime
 import string
 import sys
+import time
 from pathlib import Path
 from typing import Final
 
-__all__ = ["NotHexError", "read_file", "unhex"]
+__all__ = ["NotHexError", "parse_time", "read_file", "unhex"]
 
 _HEX_TEXT: Final = frozenset((string.hexdigits + string.whitespace).encode())
 
@@ -38,3 +41,27 @@ def unhex(raw: bytes) -> bytes:
         return binascii.unhexlify(b"".join(text.split()))
     except (binascii.Error, ValueError):
         raise NotHexError("input looks like hex but does not decode") from None
+
+
+def parse_time(text: str) -> float:
+    """A point in time for ``--at``: ``now``, Unix seconds, or ISO-8601 (no zone = UTC).
+
+    For argparse's ``type=``: raises :class:`argparse.ArgumentTypeError` with the accepted forms.
+    """
+    value = text.strip()
+    if value.lower() == "now":
+        return time.time()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give 'now', Unix seconds (1796036349) or ISO-8601 "
+            "(2026-12-01T10:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()

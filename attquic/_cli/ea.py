@@ -173,9 +173,46 @@ def describe(
     """A JSON-ready description of a request or authenticator; EADecodeError if malformed."""
     if headerless:
         return _describe_request(AuthenticatorRequest.decode(data, with_header=False))
-    if data and data[0] in REQUEST_TYPES:
+    _check_framing(data)
+    if data[0] in REQUEST_TYPES:
         return _describe_request(AuthenticatorRequest.decode(data))
     return _describe_authenticator(data, hash_name)
+
+
+_FIRST_TYPES = (*sorted(REQUEST_TYPES), profile.HS_CERTIFICATE, profile.HS_FINISHED)
+
+
+def _check_framing(data: bytes) -> None:
+    """Reject input that is not framed as RFC 9261 handshake messages, saying so plainly."""
+    if not data:
+        raise EADecodeError("empty input: no RFC 9261 request or authenticator")
+    declared = int.from_bytes(data[1:4], "big") if len(data) >= 4 else None
+    if data[0] in _FIRST_TYPES and declared is not None and declared <= len(data) - 4:
+        return
+    if data[0] not in _FIRST_TYPES:
+        expected = ", ".join(f"{HANDSHAKE_NAMES[t]} ({t})" for t in _FIRST_TYPES)
+        problem = (
+            f"not an RFC 9261 request or authenticator: the first byte is {data[0]}, "
+            f"not a handshake message type it can start with ({expected})"
+        )
+    elif declared is None:
+        problem = f"not an RFC 9261 message: {len(data)} bytes cannot hold a handshake header"
+    else:
+        problem = (
+            f"not an RFC 9261 message (or truncated): its handshake header declares "
+            f"{declared} bytes, the input has {len(data) - 4} after the header"
+        )
+    if _is_headerless_request(data):
+        problem += "; it decodes as a request without the 4-byte handshake header: try --headerless"
+    raise EADecodeError(problem)
+
+
+def _is_headerless_request(data: bytes) -> bool:
+    try:
+        AuthenticatorRequest.decode(data, with_header=False)
+    except AttquicError:
+        return False
+    return True
 
 
 def _shorten(hex_text: str) -> str:

@@ -1,9 +1,13 @@
 """``attquic quote show|verify|simulate``: inspect and verify Intel TDX quotes.
 
-``show QUOTE [--json]`` prints the parsed fields. ``verify QUOTE --collateral FILE --at TIME``
-runs full DCAP verification and the appraisal policy; exit 0 accepted, 1 rejected, 2 unusable
-input (unreadable files, a malformed quote, bad collateral or policy). QUOTE may be binary or
-hex text (with or without ``0x``).
+``show QUOTE [--json]`` prints the parsed fields of any well-formed quote, including who issued
+its PCK chain (``pck_issuer``; ``ca`` is Intel's platform or processor CA, or none): showing is
+parsing, not verification, so a simulated quote shows too.
+
+``verify QUOTE --collateral FILE --at TIME`` runs full DCAP verification and the appraisal
+policy; exit 0 accepted, 1 rejected, 2 unusable input (unreadable files, a malformed quote, bad
+collateral or policy). QUOTE may be binary or hex text (with or without ``0x``); TIME is
+``now``, Unix seconds or ISO-8601.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from attquic._cli._input import NotHexError, read_file, unhex
+from attquic._cli._input import NotHexError, parse_time, read_file, unhex
 from attquic.errors import CollateralError, ConfigurationError, QuoteFormatError
 from attquic.tdx.collateral import Collateral
 from attquic.tdx.policy import AppraisalPolicy
@@ -53,7 +57,11 @@ def add_show_verify(quote_sub: Any) -> None:
     verify.add_argument("quote", help="quote file (binary or hex text)")
     verify.add_argument("--collateral", required=True, help="dcap-qvl collateral JSON file")
     verify.add_argument(
-        "--at", required=True, type=float, metavar="UNIX_TIME", help="verification time"
+        "--at",
+        required=True,
+        type=parse_time,
+        metavar="TIME",
+        help="verification time: now, Unix seconds or ISO-8601 (UTC unless it names a zone)",
     )
     verify.add_argument("--policy", help="appraisal policy (.toml, or .json)")
     verify.add_argument("--report-data", metavar="HEX", help="expected 64-byte REPORTDATA")
@@ -111,9 +119,19 @@ def quote_to_dict(quote: TdxQuote) -> dict[str, Any]:
     out["attestation_key"] = sig.attestation_key.hex()
     out["pck_chain_certificates"] = len(quote.pck_chain_der)
     out["fmspc"] = quote.fmspc.hex().upper()
-    out["ca"] = quote.ca
+    # who issued the PCK chain is shown, not judged: `verify` decides whether it is trusted
+    out["pck_issuer"] = quote.pck_issuer
+    out["ca"] = _intel_pck_ca(quote)
     out["quote_length"] = len(quote.raw)
     return out
+
+
+def _intel_pck_ca(quote: TdxQuote) -> str | None:
+    """``"platform"`` / ``"processor"`` for Intel's PCK CAs, ``None`` for any other issuer."""
+    try:
+        return quote.ca
+    except QuoteFormatError:
+        return None
 
 
 def show_handler(args: argparse.Namespace) -> int:
@@ -131,6 +149,8 @@ def show_handler(args: argparse.Namespace) -> int:
                     print(f"{key}[{index}]: {item}")
             elif isinstance(value, dict):
                 print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+            elif key == "ca" and value is None:
+                print("ca: none of Intel's PCK CAs (see pck_issuer; `quote verify` judges trust)")
             else:
                 print(f"{key}: {value}")
     return EXIT_OK

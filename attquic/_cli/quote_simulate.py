@@ -11,17 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
+from attquic._cli._input import parse_time
 from attquic.errors import ConfigurationError
-from attquic.tdx.simulated import (
-    BANNER,
-    SimulatedTdxHierarchy,
-    SimulatedTdxWarning,
-    SimulationKnobs,
-)
+from attquic.tdx.simulated import SimulatedTdxHierarchy, SimulationKnobs
 
 __all__ = ["add_parser", "simulate_handler"]
 
@@ -52,9 +47,9 @@ def add_parser(quote_subparsers: Any) -> None:
     parser.add_argument("--report-data", metavar="HEX", help="64-byte REPORTDATA (default zeros)")
     parser.add_argument(
         "--at",
-        type=float,
-        metavar="UNIX_TIME",
-        help="time the collateral must be valid at (default: now)",
+        type=parse_time,
+        metavar="TIME",
+        help="time the collateral must be valid at: now (default), Unix seconds or ISO-8601",
     )
     parser.add_argument("--mrtd", metavar="HEX", help="48-byte MRTD (default: the simulated one)")
     for knob, help_text in _KNOB_FLAGS.items():
@@ -95,12 +90,9 @@ def simulate_handler(args: argparse.Namespace) -> int:
     knobs = SimulationKnobs(**knob_values)
     at = int(time.time() if args.at is None else args.at)
 
-    print(f"!!! {BANNER}", file=sys.stderr)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SimulatedTdxWarning)  # the banner above says it
-        hierarchy = SimulatedTdxHierarchy.default()
-        quote = hierarchy.quote(report_data, version=args.version, knobs=knobs, mrtd=mrtd)
-        collateral = hierarchy.collateral_json(at, knobs=knobs)
+    hierarchy = SimulatedTdxHierarchy.default()  # logs the simulation warning (stderr)
+    quote = hierarchy.quote(report_data, version=args.version, knobs=knobs, mrtd=mrtd)
+    collateral = hierarchy.collateral_json(at, knobs=knobs)
 
     out_dir: Path = args.out_dir
     files = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Final
 
 from attquic.cmw.errors import (
+    CMWError,
     DepthExceeded,
     DuplicateLabel,
     InvalidLabel,
@@ -25,6 +26,7 @@ from attquic.cmw.errors import (
     MalformedEncoding,
     TrailingBytes,
     WrongType,
+    in_member,
 )
 from attquic.cmw.model import (
     CMW,
@@ -235,7 +237,10 @@ class _Decoder:
                 continue
             if label in items:
                 raise DuplicateLabel(f"duplicate collection label {label!r}")
-            items[label] = self._cmw(depth)
+            try:
+                items[label] = self._cmw(depth)
+            except CMWError as exc:
+                raise in_member(exc, label) from None
         return CMWCollection(items, cmwc_t)
 
     def _collection_type(self) -> str:

@@ -91,3 +91,13 @@ class NotRepresentable(CMWError):
 
 class MissingExtension(CMWError):
     """The certificate carries no id-pe-cmw extension."""
+
+
+def in_member(error: CMWError, label: object) -> CMWError:
+    """``error`` (same class) with a message that names the collection member it occurred in.
+
+    Nested members read outermost first: ``member 'a': member 'b': invalid media type ...``.
+    """
+    located = type(error)(f"member {label!r}: {error}")
+    located.__cause__ = error.__cause__
+    return located

@@ -31,6 +31,7 @@ from attquic.cmw.errors import (
     NotRepresentable,
     TrailingBytes,
     WrongType,
+    in_member,
 )
 from attquic.cmw.model import CMW, CMWC_T, CMWCollection, CMWRecord, CMWTag, Label
 
@@ -172,7 +173,10 @@ class _Builder:
                     raise WrongType(f"__cmwc_t must be a string, not {_describe(value)}")
                 cmwc_t = value
             else:
-                items[key] = self.cmw(value, depth)
+                try:
+                    items[key] = self.cmw(value, depth)
+                except CMWError as exc:
+                    raise in_member(exc, key) from None
         return CMWCollection(items, cmwc_t)
 
 

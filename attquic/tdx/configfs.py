@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 import anyio.to_thread
-import structlog
 
 from attquic import profile
 from attquic.errors import AttesterUnavailable, ConfigurationError
+from attquic.logs import get_logger
 
 if TYPE_CHECKING:
     from attquic.cmw import CMW, CMWRecord
@@ -57,7 +57,7 @@ MAX_OUTBLOB_SIZE: Final = 1 << 20
 _DEFAULT_MAX_ATTEMPTS: Final = 3
 
 _T = TypeVar("_T")
-_log = structlog.get_logger("attquic.tdx.configfs")
+_log = get_logger("attquic.tdx.configfs")
 #: One configfs-tsm request at a time per process (the kernel serialises them anyway).
 _PROCESS_LOCK = threading.Lock()
 

@@ -297,9 +297,17 @@ class TdxQuote:
         return _fmspc_from_leaf(self.pck_chain_der[0])
 
     @functools.cached_property
+    def pck_issuer(self) -> str:
+        """The common name of the PCK leaf's issuer, whoever it is (parsing, not verification)."""
+        return _issuer_common_name(self.pck_chain_der[0])
+
+    @functools.cached_property
     def ca(self) -> str:
-        """``"platform"`` or ``"processor"``: which PCK CA issued the leaf (its issuer CN)."""
-        common_name = _issuer_common_name(self.pck_chain_der[0])
+        """``"platform"`` or ``"processor"``: which Intel PCK CA issued the leaf (its issuer CN).
+
+        Raises QuoteFormatError for any other issuer (e.g. the simulated TDX's test CA).
+        """
+        common_name = self.pck_issuer
         if common_name == "Intel SGX PCK Platform CA":
             return "platform"
         if common_name == "Intel SGX PCK Processor CA":

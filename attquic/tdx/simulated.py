@@ -3,8 +3,9 @@
 .. warning::
    NOT A REAL TEE. Quotes produced here are signed by a *test* root whose keys are derived from a
    public seed: anyone can forge them. A verifier accepts them only through its explicitly named
-   "unsafe custom root" option, and this module warns loudly (:class:`SimulatedTdxWarning`, a
-   structlog warning and a stderr banner) whenever it runs.
+   "unsafe custom root" option, and this module warns (:class:`SimulatedTdxWarning`, a Python
+   warning, printed on stderr unless filtered) the first time a process uses it, once per
+   process; quote generation is logged at INFO (1st, 10th, 100th ... quote).
 
 :class:`SimulatedTdxHierarchy` builds, deterministically from a seed (default
 :data:`DEFAULT_SEED`), the same shape of PKI and collateral that Intel runs:
@@ -19,7 +20,7 @@
   signed by the PCK key.
 
 :meth:`SimulatedTdxHierarchy.quote` returns v4 (TD report 1.0) or v5 (body type 2 or 3, TD report
-1.0 or 1.5) quotes laid out as in Intel's spec (docs: ../shared/notes/tdx.md §1), with QE
+1.0 or 1.5) quotes laid out as in Intel's TDX DCAP quote format (docs/tdx.md), with QE
 certification data (type 6) nesting the PEM PCK chain (type 5). With the default inputs,
 ``dcap_qvl.verify_with_root_ca(quote, QuoteCollateralV3.from_json(collateral_json(now)),
 root_ca_der, now)`` returns status ``UpToDate`` with no advisories.
@@ -53,7 +54,6 @@ import functools
 import hashlib
 import json
 import struct
-import sys
 import threading
 import time
 import warnings
@@ -62,12 +62,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
-import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from attquic import profile
 from attquic.errors import ConfigurationError
+from attquic.logs import get_logger
 from attquic.tdx import _sim_pki as pki
 
 if TYPE_CHECKING:
@@ -186,29 +186,27 @@ _COLLATERAL_CACHE_SIZE = 64
 
 
 class SimulatedTdxWarning(UserWarning):
-    """Simulated TDX is running: quotes are signed by a public test root, not by a real TEE."""
+    """Simulated TDX is running: quotes are signed by a public test root, not by a real TEE.
+
+    Emitted once per process (the first simulated object created). ``logging.captureWarnings``
+    routes it into the ``py.warnings`` logger like any Python warning.
+    """
 
 
-_log = structlog.get_logger("attquic.tdx.simulated")
-_banner_lock = threading.Lock()
-_banner_shown = False
+_log = get_logger("attquic.tdx.simulated")
+_warning_lock = threading.Lock()
+_warned = False
 _quote_count = 0
 
 
 def _warn(what: str) -> None:
-    warnings.warn(f"{BANNER} [{what}]", SimulatedTdxWarning, stacklevel=3)
-
-
-def _show_banner_once() -> None:
-    """Print the stderr banner the first time an attester is created in this process."""
-    global _banner_shown
-    with _banner_lock:
-        if _banner_shown:
+    """Warn that TDX is simulated, once per process (naming the first use)."""
+    global _warned
+    with _warning_lock:
+        if _warned:
             return
-        _banner_shown = True
-    line = "!" * 78
-    sys.stderr.write(f"{line}\n!!! {BANNER}\n{line}\n")
-    sys.stderr.flush()
+        _warned = True
+    warnings.warn(f"{BANNER} [first use: {what}]", SimulatedTdxWarning, stacklevel=3)
 
 
 def _count_quote() -> None:
@@ -217,7 +215,7 @@ def _count_quote() -> None:
     _quote_count += 1
     count = _quote_count
     if count == 10 ** (len(str(count)) - 1):
-        _log.warning("simulated_tdx_quote", banner=BANNER, quotes_generated=count)
+        _log.info("simulated_tdx.quote", quotes_generated=count)
 
 
 @dataclass(frozen=True)
@@ -767,8 +765,8 @@ def _default_hierarchy() -> SimulatedTdxHierarchy:
 class SimulatedTdxAttester:
     """An :class:`~attquic.attestation.Attester` that produces simulated TDX quotes.
 
-    NOT A REAL TEE: see the module docstring. Creating one prints a stderr banner (once per
-    process), logs a structlog warning and emits :class:`SimulatedTdxWarning`.
+    NOT A REAL TEE: see the module docstring (the first simulated object of a process emits
+    the one :class:`SimulatedTdxWarning`; each attester logs its settings at INFO).
 
     ``quote_latency`` (seconds, default 0) is the cost model of a real host: each quote takes
     that long and the process makes one quote at a time, like a TDX host's quoting service
@@ -814,14 +812,12 @@ class SimulatedTdxAttester:
             mr_owner_config=measurements.mr_owner_config,
         )
         _warn("attester created")
-        _show_banner_once()
         self._hierarchy = hierarchy if hierarchy is not None else SimulatedTdxHierarchy.default()
         self._version: Literal[4, 5] = version
         self._knobs = knobs
         self._td_attributes = td_attributes
-        _log.warning(
-            "simulated_tdx_attester",
-            banner=BANNER,
+        _log.info(
+            "simulated_tdx.attester",
             quote_version=version,
             mrtd=self._measurements.mrtd.hex(),
             knobs=[name for name in SimulationKnobs.names() if getattr(knobs, name)],

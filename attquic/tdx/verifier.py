@@ -24,6 +24,10 @@ Both always run dcap-qvl in full. :class:`TdxVerifier` plugs all this into attqu
 step 4 by a remembered dcap-qvl verdict when one proves the quote
 (:mod:`attquic.tdx.verdict_cache`: the verification cache for identical evidence and the
 platform fast path); steps 1-3, 5 and 6 run for every quote whatever path step 4 took.
+
+Every accepted result names its trust anchor (:class:`~attquic.attestation.TrustAnchor`):
+Intel's pinned root, or a test root trusted through ``unsafe_root_ca_der`` (which logs one
+warning per process and root).
 """
 
 from __future__ import annotations
@@ -39,9 +43,8 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.to_thread
 import dcap_qvl
-import structlog
 
-from attquic.attestation import HardwareAttestation
+from attquic.attestation import HardwareAttestation, TrustAnchor
 from attquic.errors import (
     AttestationError,
     BindingMismatch,
@@ -49,6 +52,7 @@ from attquic.errors import (
     PolicyRejected,
     QuoteFormatError,
 )
+from attquic.logs import get_logger
 from attquic.profile import TDX_QUOTE_MEDIA_TYPE
 from attquic.tdx.collateral import Collateral, CollateralSource, format_time
 from attquic.tdx.intel_root import intel_sgx_root_ca_der
@@ -75,7 +79,7 @@ __all__ = [
     "verify_quote",
 ]
 
-_log = structlog.get_logger("attquic.tdx")
+_log = get_logger("attquic.tdx")
 
 DEFAULT_POLICY: Final = AppraisalPolicy()
 """Production defaults: UpToDate only, no advisories, no debug, SEPT_VE_DISABLE required."""
@@ -166,7 +170,7 @@ def verify_quote(
     ``expected_report_data`` (64 bytes) is compared in constant time with REPORTDATA; leave it
     ``None`` only when the caller checks the binding itself. ``unsafe_root_ca_der`` replaces the
     pinned Intel SGX Root CA as trust anchor: for simulated TDX hierarchies only, never in
-    production (a warning is logged on every use).
+    production (a warning is logged once per process and root).
 
     Raises QuoteFormatError, EvidenceInvalid, BindingMismatch or PolicyRejected.
     """
@@ -244,8 +248,17 @@ def _check(
         dcap_verdict, verified_by = outcome, "dcap-qvl"
         if cache is not None:
             cache.remember(parsed, collateral, root_der, now, dcap_verdict)
+    anchor = TrustAnchor.VENDOR_ROOT if unsafe_root_ca_der is None else TrustAnchor.TEST_ROOT
     return _appraise(
-        parsed, collateral, now, policy, expected_report_data, media_type, dcap_verdict, verified_by
+        parsed,
+        collateral,
+        now,
+        policy,
+        expected_report_data,
+        media_type,
+        dcap_verdict,
+        verified_by,
+        anchor,
     )
 
 
@@ -288,6 +301,7 @@ def _appraise(
     media_type: str,
     dcap_verdict: DcapVerdict,
     verified_by: VerifiedBy,
+    trust_anchor: TrustAnchor,
 ) -> QuoteVerdict:
     """Binding and policy on a quote DCAP accepted (steps 5 and 6): never cached."""
     status = dcap_verdict.tcb_status
@@ -317,6 +331,7 @@ def _appraise(
         fmspc=bytes.fromhex(collateral.fmspc),  # dcap-qvl checked it equals the PCK's
         quote=parsed,
         verified_by=verified_by,
+        trust_anchor=trust_anchor,
     )
     return QuoteVerdict(True, (), status, advisories, parsed, attestation)
 
@@ -340,14 +355,27 @@ def _trust_anchor(quote: TdxQuote, unsafe_root_ca_der: bytes | None, *, warn: bo
         root_der = bytes(unsafe_root_ca_der)
         anchor_name = "the configured unsafe root CA"
     if unsafe_root_ca_der is not None and warn:
-        _log.warning(
-            "tdx.unsafe_root_ca",
-            message="verifying a TDX quote against a NON-INTEL root CA; "
-            "only acceptable for simulated TDX in tests and demos",
-        )
+        _warn_unsafe_root(root_der)
     if not quote.chain_ends_with(root_der):
         raise EvidenceInvalid(f"the quote's PCK certificate chain does not end in {anchor_name}")
     return root_der
+
+
+_unsafe_roots_warned: set[bytes] = set()
+
+
+def _warn_unsafe_root(root_der: bytes) -> None:
+    """Warn that a non-Intel root is trusted: once per process and root, not per quote."""
+    digest = hashlib.sha256(root_der).digest()
+    if digest in _unsafe_roots_warned:
+        return
+    _unsafe_roots_warned.add(digest)
+    _log.warning(
+        "tdx.unsafe_root_ca",
+        root_sha256=digest.hex(),
+        message="TDX quotes are verified against a NON-INTEL root CA; results are marked "
+        "TrustAnchor.TEST_ROOT (simulated TDX in tests and demos only)",
+    )
 
 
 def _binding_error(quote: TdxQuote, expected: bytes | None) -> BindingMismatch | None:
@@ -429,10 +457,7 @@ class TdxVerifier:
         """The remembered dcap-qvl verdicts (``cache.hits`` counts each path's answers)."""
         self._in_flight: dict[tuple[bytes, int], anyio.Event] = {}
         if unsafe_root_ca_der is not None:
-            _log.warning(
-                "tdx.unsafe_root_ca",
-                message="TdxVerifier trusts a NON-INTEL root CA; simulated TDX only",
-            )
+            _warn_unsafe_root(bytes(unsafe_root_ca_der))
 
     async def verify(self, cmw: object, binding: Binding, *, now: float) -> TdxAttestation:
         """Verify the TDX quote in ``cmw`` against ``binding`` at ``now``."""

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from typing import Final, Protocol
 
 import anyio.to_thread
-import structlog
 
 from attquic.ear.claims import Appraisal, Status, TrustVector
 from attquic.errors import (
@@ -45,6 +44,7 @@ from attquic.errors import (
     PolicyRejected,
     VerifierUnavailable,
 )
+from attquic.logs import get_logger
 from attquic.tdx.collateral import CollateralSource
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.quote import parse_quote
@@ -53,7 +53,7 @@ from attquic.verifier_service.evidence import EVIDENCE_MEDIA_TYPES, decode_evide
 
 __all__ = ["EvidenceAppraiser", "TdxEvidenceAppraiser", "policy_id_of"]
 
-_log = structlog.get_logger("attquic.verifier_service")
+_log = get_logger("attquic.verifier_service")
 
 _UP_TO_DATE: Final = "UpToDate"
 

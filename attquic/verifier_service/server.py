@@ -34,7 +34,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import structlog
 from aiohttp import web
 from joserfc.jwk import ECKey
 
@@ -50,6 +49,7 @@ from attquic.ear.claims import (
 from attquic.ear.keys import public_jwk
 from attquic.ear.token import TDX_SUBMODULE, issue_ear
 from attquic.errors import ConfigurationError, VerifierUnavailable
+from attquic.logs import get_logger
 from attquic.verifier_service.appraiser import EvidenceAppraiser
 from attquic.verifier_service.evidence import EvidenceFormatError, normalize_media_type
 
@@ -65,7 +65,7 @@ __all__ = [
     "create_app",
 ]
 
-_log = structlog.get_logger("attquic.verifier_service")
+_log = get_logger("attquic.verifier_service")
 
 DISCOVERY_PATH: Final = "/.well-known/veraison/verification"
 NEW_SESSION_PATH: Final = "/challenge-response/v1/newSession"
