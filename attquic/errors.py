@@ -1,11 +1,13 @@
 """The attquic error tree and the one table of connection close codes.
 
-Everything attquic raises derives from :class:`AttquicError`. Two branches matter to callers:
+Everything attquic raises derives from :class:`AttquicError`. Three branches matter to callers:
 
 * :class:`LocalError`: this side misused the API or is misconfigured. Never sent to the peer.
 * :class:`RemoteError`: the peer (or its evidence) failed a check. Each subclass names the
   application error code (:class:`CloseCode`) that closes the QUIC connection, in one place:
   :func:`close_code_for`.
+* :class:`HandshakeFailed`: :func:`attquic.connect` got no QUIC/TLS connection at all (no answer,
+  ALPN not accepted, certificate verification failed); attestation never started.
 
 Decoders raise subclasses of :class:`DecodeError` (a :class:`RemoteError`) on every malformed
 input; they never raise ``IndexError``, ``ValueError`` or anything outside this tree.
@@ -18,6 +20,7 @@ import enum
 import anyio
 
 __all__ = [
+    "AlpnRejected",
     "AttestationError",
     "AttestationTimeout",
     "AttesterUnavailable",
@@ -31,6 +34,7 @@ __all__ = [
     "CMWError",
     "CannotAuthenticate",
     "CertificateRejected",
+    "CertificateVerificationFailed",
     "CloseCode",
     "CollateralError",
     "ConfigurationError",
@@ -45,6 +49,9 @@ __all__ = [
     "ExporterUnavailable",
     "ExtensionNotRequested",
     "FrameError",
+    "HandshakeFailed",
+    "HandshakeTimeout",
+    "ListenError",
     "LocalError",
     "MerkleProofError",
     "MisplacedExtension",
@@ -122,6 +129,41 @@ class ConnectionClosed(AttquicError):
         super().__init__(f"connection closed by {side}: {name}{detail}")
 
 
+# --- no connection at all (connect() and serve()) -----------------------------------------
+
+
+class HandshakeFailed(AttquicError, ConnectionError):
+    """The QUIC/TLS handshake did not complete, so attestation never started.
+
+    ``address`` is ``host:port`` of the server; ``code`` the QUIC transport error code (None
+    when the server never answered). Also a ``ConnectionError``.
+    """
+
+    def __init__(self, message: str, *, address: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class HandshakeTimeout(HandshakeFailed, TimeoutError):
+    """No answer: the handshake did not complete within ``connect(handshake_timeout=...)``."""
+
+
+class AlpnRejected(HandshakeFailed):
+    """The two ends share no ALPN protocol (TLS alert no_application_protocol)."""
+
+
+class CertificateVerificationFailed(HandshakeFailed):
+    """A TLS certificate was not accepted; ``reason`` says why (from the TLS alert)."""
+
+    def __init__(self, message: str, *, address: str, code: int | None, reason: str) -> None:
+        super().__init__(message, address=address, code=code)
+        self.reason = reason
+
+
 # --- local misuse -------------------------------------------------------------------------
 
 
@@ -131,6 +173,13 @@ class LocalError(AttquicError):
 
 class ConfigurationError(LocalError, ValueError):
     """A configuration object or argument is invalid (raised on construction)."""
+
+
+class ListenError(LocalError, OSError):
+    """:func:`attquic.serve` cannot listen on the address (in use, not local, no permission)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ExporterUnavailable(LocalError):

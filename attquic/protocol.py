@@ -28,7 +28,7 @@ import itertools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection
@@ -77,6 +77,18 @@ MAX_PENDING_RECEIVE_STREAMS = 128
 
 _Stream = AttestedStream | AttestedReceiveStream | AttestedSendStream
 _Accepted = TypeVar("_Accepted", AttestedStream, AttestedReceiveStream)
+
+#: Close codes with which a verifying peer says it did not accept our attestation.
+_REJECTIONS_OF_OUR_EVIDENCE: Final = frozenset(
+    {
+        CloseCode.REFUSED,
+        CloseCode.BINDING_MISMATCH,
+        CloseCode.EVIDENCE_INVALID,
+        CloseCode.POLICY_REJECTED,
+        CloseCode.VERIFIER_UNAVAILABLE,
+        CloseCode.TIMEOUT,
+    }
+)
 
 
 @dataclass
@@ -141,6 +153,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._accept_receive_queue: asyncio.Queue[AttestedReceiveStream] = asyncio.Queue()
         self._gate: asyncio.Future[None] = self._event_loop.create_future()
         self._ended = asyncio.Event()
+        self._handshake: asyncio.Future[None] = self._event_loop.create_future()
         self._closed_error: ConnectionClosed | None = None
         self._session_timer: asyncio.TimerHandle | None = None
         self._reattest_timer: asyncio.TimerHandle | None = None
@@ -149,6 +162,9 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._inline = False  # an evidence/verification coroutine runs inside _spawn
         self._timings = _Timings()
         self._peer_identity: AuthenticatorIdentity | None = None
+        self._termination: quic_events.ConnectionTerminated | None = None
+        self._closed_locally = False
+        self._peer: str | None = None
         self._log = get_logger("attquic").bind(
             conn=next(_connection_ids), role="client" if is_client else "server"
         )
@@ -167,6 +183,21 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     @property
     def gate_open(self) -> bool:
         return self._session.gate_open
+
+    @property
+    def peer_address(self) -> str | None:
+        """``host:port`` of the peer, once its first datagram arrived."""
+        return self._peer
+
+    @property
+    def termination(self) -> quic_events.ConnectionTerminated | None:
+        """aioquic's termination event (code, frame type, reason), once the connection ended."""
+        return self._termination
+
+    async def wait_handshake(self) -> None:
+        """Return once the QUIC/TLS handshake completed; raise :class:`ConnectionClosed` if the
+        connection ended first (:attr:`termination` says how)."""
+        await asyncio.shield(self._handshake)
 
     async def wait_attested(self) -> None:
         """Return once the gate is open; raise :class:`ConnectionClosed` if it never will."""
@@ -223,6 +254,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         return await asyncio.shield(waiter)
 
     def close_with(self, code: int = CloseCode.NO_ERROR, reason: str = "") -> None:
+        self._closed_locally = True
         self.close(error_code=int(code), reason_phrase=reason)
 
     def _check_usable(self) -> None:
@@ -274,6 +306,14 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     # --- aioquic events ----------------------------------------------------------------------
 
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        if self._peer is None:  # the first datagram names the peer for every later log line
+            host, port = addr[0], addr[1]
+            host = host.removeprefix("::ffff:")
+            self._peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self._log = self._log.bind(peer=self._peer)
+        super().datagram_received(data, addr)
+
     def quic_event_received(self, event: quic_events.QuicEvent) -> None:
         try:
             if not self._quic_event(event):
@@ -300,6 +340,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         if isinstance(event, quic_events.HandshakeCompleted):
             self._timings.handshake_done = time.perf_counter()
             super().quic_event_received(event)
+            if not self._handshake.done():
+                self._handshake.set_result(None)
             self._session.handshake_completed(self.exporter, self._event_loop.time())
             return True
         return self._other_event(event)
@@ -394,11 +436,43 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         return False
 
     def _terminated(self, event: quic_events.ConnectionTerminated) -> None:
+        self._termination = event
         if self._closed_error is None:
             self._closed_error = ConnectionClosed(
-                event.error_code, event.reason_phrase, by_peer=True
+                event.error_code, event.reason_phrase, by_peer=not self._closed_locally
             )
+            if not self._closed_locally:
+                self._log_termination(event)
         self._shutdown(self._closed_error)
+
+    def _log_termination(self, event: quic_events.ConnectionTerminated) -> None:
+        """Say why the peer (or QUIC) ended the connection; a rejection of ours is a warning."""
+        if event.frame_type is not None:  # a QUIC transport close: handshake, idle timeout...
+            self._log.info(
+                "connection.terminated",
+                quic_error=f"0x{event.error_code:x}",
+                reason=event.reason_phrase,
+            )
+            return
+        try:
+            code = CloseCode(event.error_code)
+        except ValueError:
+            self._log.info(
+                "connection.closed_by_peer",
+                code=f"0x{event.error_code:x}",
+                reason=event.reason_phrase,
+            )
+            return
+        if code is CloseCode.NO_ERROR:
+            self._log.info("connection.closed_by_peer", code=code.name)
+        elif self._config.attests and code in _REJECTIONS_OF_OUR_EVIDENCE:
+            self._log.warning(
+                "attestation.rejected_by_peer", code=code.name, reason=event.reason_phrase
+            )
+        else:
+            self._log.warning(
+                "connection.closed_by_peer", code=code.name, reason=event.reason_phrase
+            )
 
     # --- session events ----------------------------------------------------------------------
 
@@ -584,13 +658,12 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._ended.set()
         self._early.clear()  # held data never reaches the application of a failed connection
         self._unwritten.clear()
-        if not self._gate.done():
-            self._gate.set_exception(error)
-            self._gate.exception()  # mark retrieved: a failed handshake is not a leak
-        for waiter in self._reattest_waiters.values():
+        waiters: list[asyncio.Future[Any]] = [self._handshake, self._gate]
+        waiters.extend(self._reattest_waiters.values())
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
-                waiter.exception()
+                waiter.exception()  # mark retrieved: a failed handshake is not a leak
         self._reattest_waiters.clear()
         for stream in list(self._streams.values()):  # each removes itself
             stream._connection_closed(error)
