@@ -296,10 +296,24 @@ class BadFinished(AuthenticatorError):
     """The Finished MAC does not match."""
 
 
+_REFUSAL_MESSAGE = (
+    "the peer did not attest: it could not obtain evidence or an attestation result, or does "
+    "not attest (it answered the request with an empty authenticator)"
+)
+
+
 class RefusedAuthenticator(AuthenticatorError):
-    """The peer sent the empty authenticator: it refuses to authenticate."""
+    """The peer sent the empty authenticator: it refuses to authenticate.
+
+    ``context`` is the refused request's certificate_request_context (None when the refusal
+    was inferred otherwise, e.g. from the peer's SETUP).
+    """
 
     close_code = CloseCode.REFUSED
+
+    def __init__(self, message: str = "", *, context: bytes | None = None) -> None:
+        self.context = context
+        super().__init__(message or _REFUSAL_MESSAGE)
 
 
 class CertificateRejected(AuthenticatorError):

@@ -385,9 +385,7 @@ def _check(
         expected = build_empty_authenticator(keys, request_bytes, expected_context)
         if not hmac.compare_digest(expected, received.finished.encode()):
             raise BadFinished("the empty authenticator's Finished does not match")
-        raise RefusedAuthenticator(
-            f"the peer refused the request with context {expected_context.hex()}"
-        )
+        raise RefusedAuthenticator(context=expected_context)
 
     if not certificate.entries:
         raise EmptyCertificateList("a Certificate with no entries must not be signed")
@@ -619,9 +617,7 @@ class ExportedAuthenticators:
             expected = build_empty_authenticator(keys, request.encode(), request.context)
             if hmac.compare_digest(expected, finished.encode()):
                 del self._outstanding[request.context]
-                raise RefusedAuthenticator(
-                    f"the peer refused the request with context {request.context.hex()}"
-                )
+                raise RefusedAuthenticator(context=request.context)
         if len(outstanding) == 1:  # it can only have answered this one: consume it
             del self._outstanding[outstanding[0].context]
         if not outstanding:
