@@ -94,6 +94,7 @@ def configure(
     *,
     log_format: Literal["console", "json"] = "console",
     stream: IO[str] | None = None,
+    capture_warnings: bool = True,
 ) -> logging.Handler:
     """Send attquic's records (and aioquic's warnings) to ``stream`` (default: stderr).
 
@@ -101,6 +102,8 @@ def configure(
     logging set-up do not need it. Installs one handler on the ``attquic`` logger (replacing a
     previous one installed here) and returns it; the root logger is left alone. aioquic's own
     ``quic`` logger gets the same handler at WARNING, or at ``level`` when that is DEBUG.
+    ``capture_warnings`` routes Python warnings (the simulated-TDX warning among them) through
+    ``logging.captureWarnings`` into the same handler, so JSON output stays JSON.
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     if log_format == "json":
@@ -109,10 +112,14 @@ def configure(
         handler.setFormatter(logging.Formatter(_CONSOLE_FORMAT))
     handler.set_name("attquic.logs.configure")
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
-    for name, name_level in (
+    targets = [
         ("attquic", numeric),
         ("quic", numeric if numeric <= logging.DEBUG else logging.WARNING),
-    ):
+    ]
+    if capture_warnings:
+        logging.captureWarnings(True)
+        targets.append(("py.warnings", logging.WARNING))
+    for name, name_level in targets:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if h.get_name() == handler.get_name()]:
             logger.removeHandler(old)

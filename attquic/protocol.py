@@ -254,8 +254,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         return await asyncio.shield(waiter)
 
     def close_with(self, code: int = CloseCode.NO_ERROR, reason: str = "") -> None:
-        self._closed_locally = True
         self.close(error_code=int(code), reason_phrase=reason)
+
+    def close(self, error_code: int = CloseCode.NO_ERROR, reason_phrase: str = "") -> None:
+        self._closed_locally = True  # whatever closes it (us, api.connect's exit): not the peer
+        super().close(error_code=error_code, reason_phrase=reason_phrase)
 
     def _check_usable(self) -> None:
         if self._closed_error is not None:

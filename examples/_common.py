@@ -21,12 +21,12 @@ import logging
 import sys
 from pathlib import Path
 
-import structlog
-
-from attquic.attestation import Attester, IssuerAssertion, Verifier
+from attquic import logs
+from attquic.attestation import Attester, HardwareAttestation, IssuerAssertion, Verifier
 from attquic.demo_ca import DemoCA
 from attquic.ea.identity import SigningIdentity, from_pem
 from attquic.ear import EarAttestation, EarChannelVerifier, EarVerifier, KeySource, load_public_key
+from attquic.errors import VerifierUnavailable
 from attquic.pkix import TrustStore
 from attquic.tdx.collateral import CollateralSource, FileCollateral, PccsCollateral
 from attquic.tdx.configfs import ConfigfsTsmAttester
@@ -40,12 +40,36 @@ HERE = Path(__file__).resolve().parent
 MODELS = ("background", "passport")
 
 
-def configure_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging (stderr; stdout carries the results)")
+    volume = group.add_mutually_exclusive_group()
+    volume.add_argument("-v", "--verbose", action="store_true", help="debug lines too")
+    volume.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    group.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="console lines (default) or one JSON object per line",
     )
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """attquic's log lines (and the simulated-TDX warning) on stderr, as the flags say."""
+    if args.verbose:
+        level = logging.DEBUG
+    elif args.quiet:
+        level = logging.ERROR
+    else:
+        level = logging.INFO
+    handler = logs.configure(level, log_format=args.log_format)
+    examples = logging.getLogger("examples")  # the examples' own notes, alike
+    examples.handlers[:] = [handler]
+    examples.setLevel(level)
+    examples.propagate = False
+
+
+class StartupError(Exception):
+    """The example cannot start; the message is the one line to print."""
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +141,6 @@ def add_verifier_flags(parser: argparse.ArgumentParser) -> None:
         help="trust the SIMULATED TDX test root and its collateral (the default when no "
         "collateral source is given)",
     )
-    group.add_argument("--verbose", "-v", action="store_true")
 
 
 def _quote_source(args: argparse.Namespace) -> ConfigfsTsmAttester | SimulatedTdxAttester:
@@ -134,6 +157,12 @@ async def build_attester(
     if args.model != "passport":
         return quotes
     client = await resources.enter_async_context(VerifierClient(args.verifier))
+    try:  # fail at start-up, not on every client's connection
+        await client.discover()
+    except VerifierUnavailable as exc:
+        raise StartupError(
+            f"the verifier service at {args.verifier} is unreachable: {exc}"
+        ) from None
     return PassportAttester(quotes, client)
 
 
@@ -150,14 +179,18 @@ async def _passport_verifier(args: argparse.Namespace) -> Verifier:
     if args.verifier_key is not None:
         key = load_public_key(args.verifier_key)
     else:
-        async with VerifierClient(args.verifier) as client:
-            key = (await client.discover()).ear_verification_key
-        print(
-            f"WARNING: trusting the EAR key that {args.verifier} publishes, fetched just now "
-            "(trust on first use): whoever answers at that URL can vouch for any peer. Demo "
-            "only; give the verifier's key with --verifier-key in any real deployment.",
-            file=sys.stderr,
-            flush=True,
+        try:
+            async with VerifierClient(args.verifier) as client:
+                key = (await client.discover()).ear_verification_key
+        except VerifierUnavailable as exc:
+            raise StartupError(
+                f"the verifier service at {args.verifier} is unreachable: {exc}"
+            ) from None
+        logging.getLogger("examples").warning(
+            "trusting the EAR key that %s publishes, fetched just now (trust on first use): "
+            "whoever answers at that URL can vouch for any peer. Demo only; give the "
+            "verifier's key with --verifier-key in any real deployment.",
+            args.verifier,
         )
     return EarChannelVerifier(EarVerifier([key]))
 
@@ -183,7 +216,8 @@ def _background_verifier(args: argparse.Namespace) -> Verifier:
 def _utc(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
-    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).isoformat()
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _describe_assertion(result: IssuerAssertion) -> list[str]:
@@ -202,7 +236,7 @@ def _describe_assertion(result: IssuerAssertion) -> list[str]:
         if policy_ids:
             lines.append(f"  appraisal policy: {', '.join(policy_ids)}")
         lines.append(f"  issued at: {_utc(claims.iat)}, expires: {_utc(claims.exp)}")
-    lines.append(f"  verified_at: {result.verified_at}")
+    lines.append(f"  verified_at: {_utc(result.verified_at)}")
     return lines
 
 
@@ -210,12 +244,20 @@ def describe(result: object) -> list[str]:
     """Human-readable lines about a verified attestation result."""
     if isinstance(result, IssuerAssertion):
         return _describe_assertion(result)
-    lines = [f"attestation: {type(result).__name__} (verified from hardware evidence)"]
+    if isinstance(result, HardwareAttestation) and result.trust_anchor.simulated:
+        lines = [
+            f"attestation: {type(result).__name__}: SIMULATED: verified against an explicitly "
+            "trusted TEST root, not the hardware vendor's (proves nothing about real hardware)"
+        ]
+    else:
+        lines = [f"attestation: {type(result).__name__} (verified from hardware evidence)"]
     for name in ("tcb_status", "advisory_ids", "mrtd", "rtmrs", "fmspc", "verified_at"):
         value = getattr(result, name, None)
         if value is None:
             continue
-        if isinstance(value, bytes):
+        if name == "verified_at":
+            value = _utc(value)
+        elif isinstance(value, bytes):
             value = value.hex()
         elif isinstance(value, tuple | list) and value and isinstance(value[0], bytes):
             value = [v.hex() for v in value]
@@ -260,11 +302,10 @@ def _uses_demo_ca(args: argparse.Namespace) -> bool:
 
 def note_demo_ca(args: argparse.Namespace, who: str) -> None:
     if _uses_demo_ca(args):
-        print(
-            f"{who}: using the built-in DEMO CA, whose key anyone can derive: it proves nothing "
+        logging.getLogger("examples").warning(
+            "%s: using the built-in DEMO CA, whose key anyone can derive: it proves nothing "
             "outside a demo. Bring real certificates with --cert/--key/--ca.",
-            file=sys.stderr,
-            flush=True,
+            who,
         )
 
 

@@ -41,13 +41,17 @@ async def main(args: argparse.Namespace) -> int:
                 identity=_common.load_identity(args, server=False) if args.mutual else None,
                 trust_store=trusted,
             )
-        except (attquic.AttquicError, OSError) as exc:
+        except (attquic.AttquicError, OSError, _common.StartupError) as exc:
             print(f"echo client: cannot start: {exc}", file=sys.stderr)
             return 2
         _common.note_demo_ca(args, "echo client")
         try:
             async with attquic.connect(
-                args.host, args.port, configuration=tls, attestation=attestation
+                args.host,
+                args.port,
+                configuration=tls,
+                attestation=attestation,
+                handshake_timeout=args.handshake_timeout,
             ) as connection:
                 print(
                     "\n".join(
@@ -61,6 +65,9 @@ async def main(args: argparse.Namespace) -> int:
                 await stream.send(args.message.encode())
                 await stream.send_eof()
                 echo = await stream.receive_all()
+        except attquic.HandshakeFailed as exc:  # no answer, ALPN, TLS certificate
+            print(f"echo client: {exc}", file=sys.stderr)
+            return 1
         except attquic.ConnectionClosed as exc:
             print(f"attestation failed: {exc}", file=sys.stderr)
             return 1
@@ -81,6 +88,14 @@ def parse_args() -> argparse.Namespace:
     _common.add_model_flags(parser)
     _common.add_attester_flags(parser)
     _common.add_verifier_flags(parser)
+    _common.add_logging_flags(parser)
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=attquic.DEFAULT_HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help="give up when the server does not answer within this time (default %(default)g)",
+    )
     args = parser.parse_args()
     _common.check_identity_flags(parser, args)
     _common.check_model_flags(parser, args, attests=args.mutual, verifies=True)
@@ -89,5 +104,5 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    _common.configure_logging(arguments.verbose)
+    _common.configure_logging(arguments)
     sys.exit(anyio.run(main, arguments))

@@ -55,12 +55,12 @@ async def main(args: argparse.Namespace) -> int:
                 verifier=await _common.build_verifier(args) if args.mutual else None,
                 trust_store=_common.trust_store(args) if args.mutual else None,
             )
-        except (attquic.AttquicError, OSError) as exc:
+            server = await attquic.serve(
+                args.host, args.port, configuration=tls, attestation=attestation, handler=echo
+            )
+        except (attquic.AttquicError, OSError, _common.StartupError) as exc:
             print(f"echo server: cannot start: {exc}", file=sys.stderr)
             return 2
-        server = await attquic.serve(
-            args.host, args.port, configuration=tls, attestation=attestation, handler=echo
-        )
         _common.note_demo_ca(args, "echo server")
         print(
             f"attested echo server ({args.model} model) listening on {args.host}:{server.port}",
@@ -80,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     _common.add_model_flags(parser)
     _common.add_attester_flags(parser)
     _common.add_verifier_flags(parser)
+    _common.add_logging_flags(parser)
     args = parser.parse_args()
     _common.check_identity_flags(parser, args)
     _common.check_model_flags(parser, args, attests=True, verifies=args.mutual)
@@ -88,6 +89,6 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    _common.configure_logging(arguments.verbose)
+    _common.configure_logging(arguments)
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(anyio.run(main, arguments))

@@ -206,7 +206,11 @@ def _warn(what: str) -> None:
         if _warned:
             return
         _warned = True
-    warnings.warn(f"{BANNER} [first use: {what}]", SimulatedTdxWarning, stacklevel=3)
+    # explicit location: one line on stderr ("attquic.tdx.simulated:0: SimulatedTdxWarning:
+    # ..."), not whichever caller's source line happened to create the first object
+    warnings.warn_explicit(
+        f"{BANNER} [first use: {what}]", SimulatedTdxWarning, __name__, 0, module=__name__
+    )
 
 
 def _count_quote() -> None:
