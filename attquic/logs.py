@@ -89,6 +89,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+def _one_line_warnings(record: logging.LogRecord) -> bool:
+    """Captured Python warnings end in a newline (warnings.formatwarning); drop it."""
+    if record.name == "py.warnings" and isinstance(record.msg, str):
+        record.msg = record.msg.rstrip()
+    return True
+
+
 def configure(
     level: int | str = logging.INFO,
     *,
@@ -111,6 +118,7 @@ def configure(
     else:
         handler.setFormatter(logging.Formatter(_CONSOLE_FORMAT))
     handler.set_name("attquic.logs.configure")
+    handler.addFilter(_one_line_warnings)
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     targets = [
         ("attquic", numeric),
