@@ -6,7 +6,7 @@ Every transport failure or error status raises :class:`~attquic.errors.VerifierU
 
 :class:`PassportAttester` is the attester side of the passport model
 (:class:`~attquic.attestation.Attester`): for each binding it gets a quote with REPORTDATA per
-DESIGN.md, has the service appraise it with ``nonce = binding.binding``, and returns the EAR
+docs/protocol.md, has the service appraise it with ``nonce = binding.binding``, and returns the EAR
 as the passport CMW record. Failures raise :class:`~attquic.errors.AttesterUnavailable`.
 """
 

@@ -1,7 +1,7 @@
 """What an attester submits to the verifier service, and the REPORTDATA each form must carry.
 
 The session nonce is the channel binder (``binding``), but attquic's REPORTDATA layout v1 is
-``SHA-512(binding ‖ aik_pub_hash)`` (DESIGN.md), so the service cannot check a bare quote
+``SHA-512(binding ‖ aik_pub_hash)`` (docs/protocol.md), so the service cannot check a bare quote
 against the nonce. Two evidence media types are accepted:
 
 * :data:`ATTQUIC_TDX_EVIDENCE_MEDIA_TYPE` (what :class:`~attquic.verifier_service.PassportAttester`
