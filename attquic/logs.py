@@ -126,7 +126,7 @@ def configure(
     ]
     if capture_warnings:
         logging.captureWarnings(True)
-        targets.append(("py.warnings", logging.WARNING))
+        targets.append(("py.warnings", max(numeric, logging.WARNING)))
     for name, name_level in targets:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if h.get_name() == handler.get_name()]:
