@@ -34,7 +34,6 @@ import warnings
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
-import structlog
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic import events as quic_events
@@ -330,10 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attestation-timeout", "--timeout", type=float, default=10.0)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", SimulatedTdxWarning)
-    structlog.configure(  # logs to stderr, errors only: stdout carries JSON
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
-    )
+    # attquic logs through `logging` to stderr (stdout carries JSON): errors only
+    logging.getLogger("attquic").setLevel(logging.ERROR)
     if args.role == "server":
         asyncio.run(run_server(args.attestation_timeout, args.server_early_data_limit))
     elif args.role == "flood":
