@@ -311,11 +311,17 @@ async def connect(
             async with asyncio.timeout(handshake_timeout):
                 await protocol.wait_handshake()
         except TimeoutError:
-            raise HandshakeTimeout(
-                f"no answer from {address} within {handshake_timeout:g} s "
-                "(is an attquic server listening there, on UDP?)",
-                address=address,
-            ) from None
+            if protocol.peer_address is None:
+                problem = (
+                    f"no answer from {address} within {handshake_timeout:g} s "
+                    "(is an attquic server listening there, on UDP?)"
+                )
+            else:
+                problem = (
+                    f"the QUIC handshake with {address} did not complete within "
+                    f"{handshake_timeout:g} s (it answered: overloaded or a lossy path?)"
+                )
+            raise HandshakeTimeout(problem, address=address) from None
         except ConnectionClosed:
             alpn = quic_configuration.alpn_protocols
             raise _handshake_error(address, protocol.termination, alpn) from None

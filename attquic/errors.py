@@ -149,7 +149,8 @@ class HandshakeFailed(AttquicError, ConnectionError):
 
 
 class HandshakeTimeout(HandshakeFailed, TimeoutError):
-    """No answer: the handshake did not complete within ``connect(handshake_timeout=...)``."""
+    """The handshake did not complete within ``connect(handshake_timeout=...)``; the message
+    says whether the server answered at all."""
 
 
 class AlpnRejected(HandshakeFailed):

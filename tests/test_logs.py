@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,24 +44,7 @@ def test_nothing_is_configured_at_import_and_warnings_reach_stderr() -> None:
     assert result.stderr == "shown.on.stderr conn=7 n=2\n"  # Python's last-resort handler
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    names = ("attquic", "quic", "py.warnings")
-    saved = {
-        name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers),
-               logging.getLogger(name).propagate)
-        for name in names
-    }  # fmt: skip
-    yield
-    logging.captureWarnings(False)
-    for name, (level, handlers, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
-        logger.propagate = propagate
-
-
-def test_configure_json_lines_and_levels(restore_logging: None) -> None:
+def test_configure_json_lines_and_levels() -> None:
     stream = io.StringIO()
     logs.configure(logging.INFO, log_format="json", stream=stream)
     logs.configure(logging.INFO, log_format="json", stream=stream)  # replaces, never doubles
@@ -76,10 +58,13 @@ def test_configure_json_lines_and_levels(restore_logging: None) -> None:
     assert record["logger"] == "attquic.test"
     assert (record["conn"], record["role"], record["peer"]) == (1, "client", "127.0.0.1:4433")
     assert record["held_bytes"] == 0 and record["data"] == "b'\\x01'"
-    assert len(logging.getLogger("attquic").handlers) == 1
+    ours = [
+        h for h in logging.getLogger("attquic").handlers if h.get_name() == "attquic.logs.configure"
+    ]
+    assert len(ours) == 1
 
 
-def test_configure_console_and_quiet(restore_logging: None) -> None:
+def test_configure_console_and_quiet() -> None:
     stream = io.StringIO()
     logs.configure(logging.ERROR, stream=stream)
     log = logs.get_logger("attquic")
