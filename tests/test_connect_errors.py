@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import time
+from typing import Any
 
 import pytest
 from channel_helpers import (
@@ -182,3 +183,33 @@ async def test_the_attester_logs_the_peers_rejection_with_its_close_code(
     assert entry["role"] == "server" and entry["code"] == "POLICY_REJECTED"
     assert "MRTD" in entry["reason"]
     assert entry["peer"].startswith("127.0.0.1:")
+
+
+class _JunkAnswerer(asyncio.DatagramProtocol):
+    """Answers every datagram with bytes that are not QUIC: the path works, no handshake."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(b"\x00" * 8, addr)
+
+
+async def test_an_answer_without_a_handshake_is_told_apart_from_no_answer() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        _JunkAnswerer, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        with pytest.raises(HandshakeTimeout, match=r"did not complete within 0\.5 s"):
+            async with attquic.connect(
+                "127.0.0.1",
+                port,
+                configuration=client_tls(),
+                attestation=_client(),
+                handshake_timeout=0.5,
+            ):
+                pytest.fail("a handshake with a junk answerer")
+    finally:
+        transport.close()
