@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import ipaddress
 import logging
-import sys
 from pathlib import Path
 
 from attquic import logs

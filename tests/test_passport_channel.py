@@ -112,7 +112,7 @@ def _write_service_files(directory: Path) -> dict[str, Path]:
 
 
 def _drain(stream: IO[str]) -> None:
-    """Keep reading the service's stdout (its structlog lines) so the pipe never fills."""
+    """Keep reading the service's stdout (its log lines) so the pipe never fills."""
     for _ in stream:
         pass
 
