@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from channel_helpers import (
 )
 
 import attquic
+from attquic.demo_ca import DemoCA
 from attquic.errors import (
     AlpnRejected,
     CertificateVerificationFailed,
@@ -93,7 +93,7 @@ async def test_alpn_mismatch_says_so() -> None:
 
 async def test_certificate_verification_failure_gives_the_reason() -> None:
     tls = client_tls()
-    tls.verify_mode = ssl.CERT_REQUIRED  # and no CA that issued the server's certificate
+    tls.cadata = DemoCA.generate().certificate_pem  # trusts a CA that did not issue the server's
     async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
         with pytest.raises(CertificateVerificationFailed) as caught:
             async with attquic.connect(
