@@ -87,6 +87,7 @@ _REJECTIONS_OF_OUR_EVIDENCE: Final = frozenset(
         CloseCode.POLICY_REJECTED,
         CloseCode.VERIFIER_UNAVAILABLE,
         CloseCode.TIMEOUT,
+        CloseCode.CERTIFICATE_REJECTED,
     }
 )
 
