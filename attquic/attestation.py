@@ -46,7 +46,8 @@ class TrustAnchor(enum.Enum):
     """The hardware vendor's pinned root (for TDX: the Intel SGX Root CA)."""
     TEST_ROOT = "test root"
     """A root the verifier was told to trust explicitly (``unsafe_root_ca_der``): simulated or
-    test evidence, which anyone can forge. Never accept it in production."""
+    test evidence, which anyone can forge. Never accept it in production. Also the default of
+    a result whose verifier does not claim a vendor root."""
 
     @property
     def simulated(self) -> bool:
@@ -70,8 +71,9 @@ class HardwareAttestation(AttestationResult):
 
     evidence: bytes
     """The raw evidence (e.g. the TDX quote) as received."""
-    trust_anchor: TrustAnchor = field(kw_only=True)
-    """The root the evidence was verified against (required, keyword-only: a verifier must say)."""
+    trust_anchor: TrustAnchor = field(default=TrustAnchor.TEST_ROOT, kw_only=True)
+    """The root the evidence was verified against. A verifier that checked a vendor root says
+    ``VENDOR_ROOT`` explicitly; the default fails closed (``TEST_ROOT``: not a vendor root)."""
 
 
 @dataclass(frozen=True)
