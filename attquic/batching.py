@@ -34,8 +34,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import structlog
-
 from attquic import merkle, profile
 from attquic.attestation import Attester
 from attquic.cmw import CMW, CMWCollection, CMWRecord
@@ -46,6 +44,7 @@ from attquic.errors import (
     ConfigurationError,
 )
 from attquic.keyschedule import Binding
+from attquic.logs import get_logger
 
 __all__ = [
     "BATCH_PROOF_LABEL",
@@ -77,7 +76,7 @@ PROOF_NODE_SIZE: Final = 64
 #: Longest path a proof may carry (a tree of up to 2^63 leaves).
 MAX_PROOF_LENGTH: Final = 63
 
-_log = structlog.get_logger("attquic.batching")
+_log = get_logger("attquic.batching")
 
 
 # --- the proof record --------------------------------------------------------------------------
