@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import warnings
@@ -21,6 +22,7 @@ from pathlib import Path
 from aioquic.quic.configuration import QuicConfiguration
 
 import attquic
+from attquic import logs
 from attquic.demo_ca import DemoCA
 from attquic.tdx.policy import AppraisalPolicy
 from attquic.tdx.simulated import (
@@ -102,6 +104,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     warnings.simplefilter("ignore", SimulatedTdxWarning)
+    logs.configure(logging.WARNING)  # attquic's log lines on stderr: warnings, and the batches
+    logging.getLogger("attquic.batching").setLevel(logging.INFO)
     return 0 if asyncio.run(main_async(args.clients)) else 1
 
 
