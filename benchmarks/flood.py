@@ -38,6 +38,7 @@ from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
+from harness import echo_streams  # benchmarks/ is sys.path[0]: run as a script
 
 import attquic
 from attquic import frames, profile
@@ -73,16 +74,6 @@ def _client_tls() -> QuicConfiguration:
 # --- server process ------------------------------------------------------------------------------
 
 
-async def _echo(connection: attquic.AttestedConnection) -> None:
-    while True:
-        try:
-            stream = await connection.accept_stream()
-        except attquic.ConnectionClosed:
-            return
-        await stream.send(await stream.receive_all())
-        await stream.send_eof()
-
-
 async def run_server(timeout: float, early_data_limit: int) -> None:
     attester = SimulatedTdxAttester()
     server = await attquic.serve(
@@ -92,7 +83,7 @@ async def run_server(timeout: float, early_data_limit: int) -> None:
         attestation=attquic.AttestationConfiguration(
             attester=attester, attestation_timeout=timeout, early_data_limit=early_data_limit
         ),
-        handler=_echo,
+        handler=echo_streams,
     )
     print(json.dumps({"port": server.port}), flush=True)
     await asyncio.Event().wait()

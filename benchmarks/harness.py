@@ -15,9 +15,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    import attquic
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers.py"
@@ -148,3 +151,17 @@ def summary(values: Sequence[float]) -> Json:
 
 def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def echo_streams(connection: attquic.AttestedConnection) -> None:
+    """The attested benchmark servers' application: echo each stream, one at a time, until the
+    connection closes. attquic is imported here so the plain-QUIC modes never load it."""
+    import attquic
+
+    while True:
+        try:
+            stream = await connection.accept_stream()
+        except attquic.ConnectionClosed:
+            return
+        await stream.send(await stream.receive_all())
+        await stream.send_eof()

@@ -37,7 +37,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from harness import percentile, progress  # noqa: E402
+from harness import echo_streams, percentile, progress  # noqa: E402
 
 Json = dict[str, Any]
 ALPN = "attquic-bench"
@@ -154,21 +154,12 @@ async def _serve(mode: str, latency: float) -> None:
 
         attester = SimulatedTdxAttester(quote_latency=latency, batching=mode == "batched")
 
-        async def handler(connection: attquic.AttestedConnection) -> None:
-            while True:
-                try:
-                    stream = await connection.accept_stream()
-                except attquic.ConnectionClosed:
-                    return
-                await stream.send(await stream.receive_all())
-                await stream.send_eof()
-
         attested = await attquic.serve(
             "127.0.0.1",
             0,
             configuration=_server_tls(),
             attestation=attquic.AttestationConfiguration(attester=attester),
-            handler=handler,
+            handler=echo_streams,
         )
         port, close = attested.port, attested.close
         transport = attested._server._transport

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from channel_helpers import (
 
 import attquic
 from attquic import CloseCode, expat, frames
-from attquic.api import AttestedConnection, AttestedServer
+from attquic.api import AttestedConnection
 from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.ea.messages import Role
 from attquic.errors import (
@@ -88,11 +89,16 @@ async def _server_connection(app: Recorder) -> AttestedConnection:
     return await asyncio.wait_for(asyncio.shield(app.connection), WAIT)
 
 
-async def _pair() -> AsyncIterator[tuple[AttestedServer, Recorder]]:
+@contextlib.asynccontextmanager
+async def _connected() -> AsyncIterator[tuple[Recorder, AttestedConnection, AttestedConnection]]:
+    """A genuine server and a verifying client: (the server app, the client's connection, the
+    server's side of it). The test sets app.done where the server application should end."""
     app = Recorder()
-    async with running_server(attestation(attester=GENUINE), app) as server:
-        yield server, app
-        app.done.set()
+    async with (
+        running_server(attestation(attester=GENUINE), app) as server,
+        connect_verifying(server) as client,
+    ):
+        yield app, client, await _server_connection(app)
 
 
 def _protocol(connection: AttestedConnection) -> AttestedQuicProtocol:
@@ -103,12 +109,7 @@ def _protocol(connection: AttestedConnection) -> AttestedQuicProtocol:
 
 
 async def test_unidirectional_streams_both_ways() -> None:
-    app = Recorder()
-    async with (
-        running_server(attestation(attester=GENUINE), app) as server,
-        connect_verifying(server) as client,
-    ):
-        server_side = await _server_connection(app)
+    async with _connected() as (app, client, server_side):
         out = await client.open_send_stream()
         assert isinstance(out, AttestedSendStream) and not hasattr(out, "receive")
         await out.send(b"up one way")
@@ -130,12 +131,7 @@ async def test_unidirectional_streams_both_ways() -> None:
 
 
 async def test_a_peer_unidirectional_stream_is_never_offered_as_two_way() -> None:
-    app = Recorder()
-    async with (
-        running_server(attestation(attester=GENUINE), app) as server,
-        connect_verifying(server) as client,
-    ):
-        server_side = await _server_connection(app)
+    async with _connected() as (app, client, server_side):
         uni = await client.open_send_stream()
         await uni.send(b"one way")
         bidi = await client.open_stream()
@@ -150,12 +146,7 @@ async def test_a_peer_unidirectional_stream_is_never_offered_as_two_way() -> Non
 
 
 async def test_send_after_the_peer_stopped_reading_is_stream_stopped() -> None:
-    app = Recorder()
-    async with (
-        running_server(attestation(attester=GENUINE), app) as server,
-        connect_verifying(server) as client,
-    ):
-        server_side = await _server_connection(app)
+    async with _connected() as (app, client, server_side):
         stream = await client.open_stream()
         await stream.send(b"hello")
         accepted = await asyncio.wait_for(server_side.accept_stream(), WAIT)
@@ -172,12 +163,7 @@ async def test_send_after_the_peer_stopped_reading_is_stream_stopped() -> None:
 
 
 async def test_local_misuse_and_short_reads_are_attquic_errors() -> None:
-    app = Recorder()
-    async with (
-        running_server(attestation(attester=GENUINE), app) as server,
-        connect_verifying(server) as client,
-    ):
-        server_side = await _server_connection(app)
+    async with _connected() as (app, client, server_side):
         stream = await client.open_stream()
         await stream.send(b"ten bytes!")
         await stream.send_eof()
