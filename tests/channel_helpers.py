@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.tls import CipherSuite
 
@@ -167,13 +168,30 @@ def default_attester(**kwargs: Any) -> SimulatedTdxAttester:
     return SimulatedTdxAttester(**kwargs)
 
 
+def connect_local(
+    port: int, config: attquic.AttestationConfiguration, suite: str | None = None, **kwargs: Any
+) -> contextlib.AbstractAsyncContextManager[AttestedConnection]:
+    """A client of the test CA (TLS ``suite`` if given) to a server on 127.0.0.1:``port``;
+    ``kwargs`` go to attquic.connect (handshake_timeout, ...)."""
+    return attquic.connect(
+        "127.0.0.1", port, configuration=client_tls(suite), attestation=config, **kwargs
+    )
+
+
 def connect_verifying(
     server: AttestedServer, **kwargs: Any
 ) -> contextlib.AbstractAsyncContextManager[AttestedConnection]:
-    """A client that verifies the server with the simulated-TDX DCAP verifier."""
-    return attquic.connect(
-        "127.0.0.1",
-        server.port,
-        configuration=client_tls(),
-        attestation=attestation(verifier=simulated_verifier(), **kwargs),
-    )
+    """A client that verifies the server with the simulated-TDX DCAP verifier; ``kwargs`` go
+    to its AttestationConfiguration."""
+    return connect_local(server.port, attestation(verifier=simulated_verifier(), **kwargs))
+
+
+async def rejected(
+    port: int, config: attquic.AttestationConfiguration, suite: str | None = None
+) -> attquic.ConnectionClosed:
+    """Connect with ``config``: the connection must close before connect() returns, so the
+    client application never gets it. Returns the close."""
+    with pytest.raises(attquic.ConnectionClosed) as info:
+        async with connect_local(port, config, suite):
+            raise AssertionError("connect() must not return for a rejected peer")
+    return info.value

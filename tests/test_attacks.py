@@ -37,7 +37,9 @@ from channel_helpers import (
     StallingAttester,
     attestation,
     client_tls,
+    connect_local,
     default_attester,
+    rejected,
     running_server,
     server_tls,
     simulated_verifier,
@@ -109,15 +111,7 @@ async def client_is_rejected(
     port: int, config: attquic.AttestationConfiguration | None = None
 ) -> attquic.ConnectionClosed:
     """Connect an attquic client; it must fail before the application gets a connection."""
-    with pytest.raises(attquic.ConnectionClosed) as info:
-        async with attquic.connect(
-            "127.0.0.1",
-            port,
-            configuration=client_tls(),
-            attestation=config or verifying_client(),
-        ):
-            pytest.fail("the application got a connection")
-    return info.value
+    return await rejected(port, config or verifying_client())
 
 
 async def server_rejects(peer: HostilePeer, app: EchoApp, code: CloseCode) -> None:
@@ -166,9 +160,7 @@ async def test_replayed_authenticator_from_another_connection() -> None:
         peer.send_control(frames.AuthenticatorFrame(captured[0]))
 
     async with hostile_server(replaying_server) as (port, peers):
-        async with attquic.connect(
-            "127.0.0.1", port, configuration=client_tls(), attestation=verifying_client()
-        ) as connection:
+        async with connect_local(port, verifying_client()) as connection:
             assert connection.peer_attestation is not None  # connection A is genuine
         closed = await client_is_rejected(port)
         assert closed.code == CloseCode.PROTOCOL_VIOLATION and not closed.by_peer
@@ -290,9 +282,7 @@ async def test_passport_ear_replayed_from_another_connection() -> None:
     app = EchoApp()
     replaying = RecordingAttester(IssuingAttester(TRUSTED_EAR_KEY), replay_first=True)
     async with running_server(attestation(attester=replaying), app) as server:
-        async with attquic.connect(
-            "127.0.0.1", server.port, configuration=client_tls(), attestation=passport_client()
-        ) as connection:
+        async with connect_local(server.port, passport_client()) as connection:
             assert connection.peer_attestation is not None  # A is genuine
         closed = await client_is_rejected(server.port, passport_client())
     assert closed.code == CloseCode.BINDING_MISMATCH
@@ -379,9 +369,7 @@ async def test_stale_authenticator_answers_a_reattestation() -> None:
                 peer.send_control(frames.AuthenticatorFrame(answers[0]))
 
     async with hostile_server(stale_server) as (port, peers):
-        async with attquic.connect(
-            "127.0.0.1", port, configuration=client_tls(), attestation=verifying_client()
-        ) as connection:
+        async with connect_local(port, verifying_client()) as connection:
             with pytest.raises(attquic.ConnectionClosed) as info:
                 await connection.reattest()
         assert info.value.code == CloseCode.PROTOCOL_VIOLATION

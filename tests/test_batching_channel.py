@@ -18,9 +18,10 @@ import pytest
 from channel_helpers import (
     EchoApp,
     attestation,
-    client_tls,
+    connect_local,
     default_attester,
     echo_once,
+    rejected,
     running_server,
     simulated_verifier,
 )
@@ -48,9 +49,7 @@ def _slow_attester(**kwargs: object) -> SimulatedTdxAttester:
 
 
 async def _client(port: int, config: attquic.AttestationConfiguration, payload: bytes) -> object:
-    async with attquic.connect(
-        "127.0.0.1", port, configuration=client_tls(), attestation=config
-    ) as connection:
+    async with connect_local(port, config) as connection:
         assert await echo_once(connection, payload) == payload
         return connection.peer_attestation
 
@@ -159,12 +158,7 @@ async def _server(attester: object) -> AsyncIterator[tuple[int, EchoApp]]:
 
 
 async def _rejected(port: int, config: attquic.AttestationConfiguration) -> CloseCode:
-    with pytest.raises(attquic.ConnectionClosed) as info:
-        async with attquic.connect(
-            "127.0.0.1", port, configuration=client_tls(), attestation=config
-        ):
-            raise AssertionError("connect() must not return for a rejected peer")
-    return CloseCode(info.value.code)
+    return CloseCode((await rejected(port, config)).code)
 
 
 async def test_batched_evidence_to_a_peer_that_did_not_accept_it_is_a_binding_mismatch() -> None:

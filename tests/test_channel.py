@@ -13,10 +13,11 @@ from channel_helpers import (
     RecordingAttester,
     StallingAttester,
     attestation,
-    client_tls,
+    connect_local,
     connect_verifying,
     default_attester,
     echo_once,
+    rejected,
     running_server,
     simulated_verifier,
 )
@@ -54,9 +55,7 @@ async def test_roles_attest_and_data_flows(role: str, suite: str) -> None:
     )
     async with (
         running_server(server_config, app, suite) as server,
-        attquic.connect(
-            "127.0.0.1", server.port, configuration=client_tls(suite), attestation=client_config
-        ) as connection,
+        connect_local(server.port, client_config, suite) as connection,
     ):
         assert connection.tls_hash_name == suite
         if client_verifies:
@@ -91,13 +90,9 @@ async def _expect_rejection(
 ) -> EchoApp:
     app = EchoApp()
     async with running_server(server_config, app) as server:
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ):
-                raise AssertionError("connect() must not return for a rejected peer")
+        closed = await rejected(server.port, client_config)
         await asyncio.sleep(0.05)
-    assert info.value.code == code, info.value
+    assert closed.code == code, closed
     assert app.connections == [] and app.received == []
     return app
 
@@ -133,17 +128,11 @@ async def test_replayed_evidence_from_another_connection_is_rejected() -> None:
     app = EchoApp()
     async with running_server(attestation(attester=attacker), app) as server:
         client_config = attestation(verifier=simulated_verifier())
-        async with attquic.connect(
-            "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-        ):
+        async with connect_local(server.port, client_config):
             pass  # connection A: genuine
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ):
-                raise AssertionError("connection B must not open")
+        closed = await rejected(server.port, client_config)
         await asyncio.sleep(0.05)
-    assert info.value.code == CloseCode.BINDING_MISMATCH
+    assert closed.code == CloseCode.BINDING_MISMATCH
     assert len(app.connections) == 1
 
 
@@ -305,11 +294,6 @@ async def test_verification_in_a_worker_thread() -> None:
     verifier = simulated_verifier()
     verifier.offload_to_thread = True
     async with running_server(attestation(attester=default_attester()), app) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=verifier),
-        ) as connection:
+        async with connect_local(server.port, attestation(verifier=verifier)) as connection:
             assert isinstance(connection.peer_attestation, TdxAttestation)
             assert await echo_once(connection, b"threaded") == b"threaded"

@@ -36,8 +36,10 @@ from channel_helpers import (
     EchoApp,
     attestation,
     client_tls,
+    connect_local,
     default_attester,
     echo_once,
+    rejected,
     running_server,
     server_tls,
     simulated_verifier,
@@ -195,12 +197,7 @@ def _client_config(wire_profile: WireProfile) -> attquic.AttestationConfiguratio
 async def test_same_profile_interoperates(wire_profile: WireProfile) -> None:
     app = EchoApp()
     async with running_server(_server_config(wire_profile), app) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=_client_config(wire_profile),
-        ) as connection:
+        async with connect_local(server.port, _client_config(wire_profile)) as connection:
             assert connection.peer_attestation is not None
             assert await echo_once(connection, b"same profile") == b"same profile"
     assert app.received == [b"same profile"]
@@ -221,15 +218,7 @@ async def test_mixed_profiles_are_refused_at_setup(
     reason names both versions and both profiles."""
     app = EchoApp()
     async with running_server(_server_config(server_profile), app) as server:
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1",
-                server.port,
-                configuration=client_tls(),
-                attestation=_client_config(client_profile),
-            ):
-                pytest.fail("the application got a connection")
-    closed = info.value
+        closed = await rejected(server.port, _client_config(client_profile))
     assert closed.code == CloseCode.PROTOCOL_VIOLATION and closed.by_peer
     for p in (client_profile, server_profile):
         assert f"{p.setup_version} ({p.name})" in closed.reason
@@ -248,13 +237,8 @@ async def test_unknown_setup_version_is_a_protocol_violation(version: int) -> No
         peer.send_control(frames.SetupFrame(version, requests_attestation=False, attests=True))
 
     async with hostile_server(script) as (port, peers):
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", port, configuration=client_tls(), attestation=_client_config(ATTQUIC_2)
-            ):
-                pytest.fail("the application got a connection")
+        closed = await rejected(port, _client_config(ATTQUIC_2))
         assert await peers[0].close_code() == CloseCode.PROTOCOL_VIOLATION
-    closed = info.value
     assert closed.code == CloseCode.PROTOCOL_VIOLATION and not closed.by_peer
     assert f"SETUP version {version} (unknown profile)" in closed.reason
     assert "version 2 (attquic/2)" in closed.reason
@@ -280,14 +264,10 @@ async def test_valid_authenticator_without_cmw_attestation_is_refused() -> None:
         peer.send_control(frames.AuthenticatorFrame(answer))
 
     async with hostile_server(script) as (port, peers):
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", port, configuration=client_tls(), attestation=_client_config(ATTQUIC_2)
-            ):
-                pytest.fail("the application got a connection")
+        closed = await rejected(port, _client_config(ATTQUIC_2))
         assert await peers[0].close_code() == CloseCode.REFUSED
-    assert info.value.code == CloseCode.REFUSED
-    assert "without cmw_attestation" in info.value.reason
+    assert closed.code == CloseCode.REFUSED
+    assert "without cmw_attestation" in closed.reason
 
 
 # --- a non-empty cmw_attestation offer is still an offer -----------------------------------------
@@ -872,9 +852,7 @@ async def test_udp_reattestation_with_other_measurements() -> None:
         config = attestation(attester=_SwitchingAttester(), attestation_timeout=5.0)
         async with running_server(config, app) as server:
             client = _verifying(allow_attestation_change=allow)
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client
-            ) as connection:
+            async with connect_local(server.port, client) as connection:
                 assert await echo_once(connection, b"before") == b"before"
                 if allow:
                     result = await connection.reattest()
@@ -910,9 +888,7 @@ async def test_udp_reattestation_with_another_key() -> None:
 
     async with hostile_server(script) as (port, peers):
         client = _verifying(trust_store=TEST_CA.trust_store)
-        async with attquic.connect(
-            "127.0.0.1", port, configuration=client_tls(), attestation=client
-        ) as connection:
+        async with connect_local(port, client) as connection:
             with pytest.raises(attquic.ConnectionClosed) as info:
                 await connection.reattest()
         assert info.value.code == CloseCode.POLICY_REJECTED

@@ -18,6 +18,7 @@ from channel_helpers import (
     EchoApp,
     attestation,
     client_tls,
+    connect_local,
     default_attester,
     echo_once,
     running_server,
@@ -56,13 +57,7 @@ async def test_nothing_listening_is_a_handshake_timeout_naming_the_address() -> 
     port = _free_udp_port()
     started = time.monotonic()
     with pytest.raises(HandshakeTimeout) as caught:
-        async with attquic.connect(
-            "127.0.0.1",
-            port,
-            configuration=client_tls(),
-            attestation=_client(),
-            handshake_timeout=0.5,
-        ):
+        async with connect_local(port, _client(), handshake_timeout=0.5):
             pytest.fail("connected to nothing")
     message = str(caught.value)
     assert message == (
@@ -143,9 +138,7 @@ async def test_connection_log_lines_carry_the_peer_address(
     app = EchoApp()
     with caplog.at_level(logging.INFO, logger="attquic"):
         async with running_server(attestation(attester=default_attester()), app) as server:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=_client()
-            ) as connection:
+            async with connect_local(server.port, _client()) as connection:
                 assert await echo_once(connection, b"ping") == b"ping"
                 client_port = app.connections[0].peer_address
                 assert connection.peer_address == f"127.0.0.1:{server.port}"
@@ -166,9 +159,7 @@ async def test_the_attester_logs_the_peers_rejection_with_its_close_code(
             attestation(attester=default_attester(mrtd=OTHER_MRTD)), EchoApp()
         ) as server:
             with pytest.raises(attquic.ConnectionClosed) as caught:
-                async with attquic.connect(
-                    "127.0.0.1", server.port, configuration=client_tls(), attestation=_client()
-                ):
+                async with connect_local(server.port, _client()):
                     pytest.fail("a rejected server reached the application")
             assert caught.value.code == attquic.CloseCode.POLICY_REJECTED
             for _ in range(100):  # the CONNECTION_CLOSE is on its way to the server
@@ -197,19 +188,11 @@ class _JunkAnswerer(asyncio.DatagramProtocol):
 
 async def test_an_answer_without_a_handshake_is_told_apart_from_no_answer() -> None:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        _JunkAnswerer, local_addr=("127.0.0.1", 0)
-    )
+    transport, _ = await loop.create_datagram_endpoint(_JunkAnswerer, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     try:
         with pytest.raises(HandshakeTimeout, match=r"did not complete within 0\.5 s"):
-            async with attquic.connect(
-                "127.0.0.1",
-                port,
-                configuration=client_tls(),
-                attestation=_client(),
-                handshake_timeout=0.5,
-            ):
+            async with connect_local(port, _client(), handshake_timeout=0.5):
                 pytest.fail("a handshake with a junk answerer")
     finally:
         transport.close()

@@ -28,9 +28,11 @@ from channel_helpers import (
     EchoApp,
     RecordingAttester,
     attestation,
-    client_tls,
+    connect_local,
+    connect_verifying,
     default_attester,
     echo_once,
+    rejected,
     running_server,
     simulated_verifier,
 )
@@ -204,15 +206,10 @@ async def test_server_aborts_control_stream_before_its_authenticator(
             peer.send_control(frames.AuthenticatorFrame(answer))
 
     async with hostile_server(server) as (port, peers):
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1",
-                port,
-                configuration=client_tls(),
-                attestation=attestation(verifier=simulated_verifier(), attestation_timeout=5.0),
-            ):
-                pytest.fail("the application got a connection")
-        assert info.value.code == CloseCode.PROTOCOL_VIOLATION and not info.value.by_peer
+        closed = await rejected(
+            port, attestation(verifier=simulated_verifier(), attestation_timeout=5.0)
+        )
+        assert closed.code == CloseCode.PROTOCOL_VIOLATION and not closed.by_peer
         assert await peers[0].close_code() == CloseCode.PROTOCOL_VIOLATION
     assert loop_errors == []
 
@@ -235,11 +232,8 @@ async def test_server_aborts_control_stream_after_the_gate(
         aborted.set()
 
     async with hostile_server(server) as (port, peers):
-        async with attquic.connect(
-            "127.0.0.1",
-            port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier(), attestation_timeout=5.0),
+        async with connect_local(
+            port, attestation(verifier=simulated_verifier(), attestation_timeout=5.0)
         ) as connection:
             assert connection.peer_attestation is not None
             with pytest.raises(attquic.ConnectionClosed) as info:
@@ -265,16 +259,10 @@ async def test_mutual_client_against_a_server_aborting_control(
         peer.send_control(frames.AuthenticatorRequestFrame(request.encode()))
         _abort_control(peer, how)
 
-    config = attestation(
-        attester=GENUINE, verifier=simulated_verifier(), attestation_timeout=5.0
-    )
+    config = attestation(attester=GENUINE, verifier=simulated_verifier(), attestation_timeout=5.0)
     async with hostile_server(server) as (port, peers):
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", port, configuration=client_tls(), attestation=config
-            ):
-                pytest.fail("the application got a connection")
-        assert info.value.code == CloseCode.PROTOCOL_VIOLATION
+        closed = await rejected(port, config)
+        assert closed.code == CloseCode.PROTOCOL_VIOLATION
         assert await peers[0].close_code() == CloseCode.PROTOCOL_VIOLATION
     assert loop_errors == []
 
@@ -365,15 +353,10 @@ async def test_a_crash_in_the_evidence_task_never_leaks(
     app = EchoApp()
     _, config = _recording(attestation_timeout=30)
     async with running_server(config, app) as server:
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1",
-                server.port,
-                configuration=client_tls(),
-                attestation=attestation(verifier=simulated_verifier(), attestation_timeout=30),
-            ):
-                pytest.fail("connected")
-        assert info.value.code == CloseCode.INTERNAL_ERROR and info.value.by_peer
+        closed = await rejected(
+            server.port, attestation(verifier=simulated_verifier(), attestation_timeout=30)
+        )
+        assert closed.code == CloseCode.INTERNAL_ERROR and closed.by_peer
     assert loop_errors == []
 
 
@@ -402,12 +385,7 @@ async def test_flood_of_empty_streams_before_the_gate_is_bounded() -> None:
         opened = peer.next_stream_id(unidirectional=True) // 4
         assert opened >= 1000  # the flood really went through QUIC's stream limit
         assert peak == limit  # held: exactly 64 streams' charges, the rest refused
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection:
+        async with connect_verifying(server) as connection:
             assert await echo_once(connection, b"still served") == b"still served"
         assert server.early_data_held == limit
     assert app.received == [b"still served"]
@@ -439,12 +417,7 @@ async def test_stream_flood_from_many_connections_stays_within_the_server_budget
             for peer in (a, b, c):
                 await peer.ping()
             assert server.early_data_held == budget
-            async with attquic.connect(
-                "127.0.0.1",
-                server.port,
-                configuration=client_tls(),
-                attestation=attestation(verifier=simulated_verifier()),
-            ) as connection:
+            async with connect_verifying(server) as connection:
                 assert await echo_once(connection, b"honest") == b"honest"
         await _eventually(lambda: server.early_data_held == 0)
 
@@ -556,13 +529,7 @@ async def test_honest_reattestation_within_the_limit() -> None:
     app = EchoApp()
     _, config = _recording()
     async with running_server(config, app) as server:
-        async with attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=simulated_verifier()),
-        ) as connection:
+        async with connect_verifying(server) as connection:
             for _ in range(4):
                 await connection.reattest()
             assert await echo_once(connection, b"ok") == b"ok"
-

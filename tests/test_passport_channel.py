@@ -39,9 +39,10 @@ from channel_helpers import (
     EchoApp,
     RecordingAttester,
     attestation,
-    client_tls,
+    connect_local,
     default_attester,
     echo_once,
+    rejected,
     running_server,
     simulated_verifier,
 )
@@ -297,15 +298,11 @@ async def _expect_rejection(
     server_config = attestation(attester=server_attester)  # type: ignore[arg-type]
     client_config = attestation(verifier=client_verifier)  # type: ignore[arg-type]
     async with running_server(server_config, app) as server:
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ):
-                raise AssertionError("connect() must not return for a rejected peer")
+        closed = await rejected(server.port, client_config)
         await asyncio.sleep(0.05)
-    assert info.value.code == code, info.value
+    assert closed.code == code, closed
     assert app.connections == [] and app.received == [], "the server application ran"
-    return info.value
+    return closed
 
 
 def _assert_issuer_assertion(result: object, service_issued: bool) -> EarAttestation:
@@ -343,9 +340,7 @@ async def test_passport_channel_opens_and_data_flows(
         )
         async with (
             running_server(server_config, app, suite) as server,
-            attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(suite), attestation=client_config
-            ) as connection,
+            connect_local(server.port, client_config, suite) as connection,
         ):
             assert connection.tls_hash_name == suite
             result = _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
@@ -365,11 +360,8 @@ async def test_reattestation_fetches_a_fresh_ear(verifier_service: VerifierProce
     async with (
         passport_attester(verifier_service) as attester,
         running_server(attestation(attester=attester), EchoApp()) as server,
-        attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        connect_local(
+            server.port, attestation(verifier=ear_verifier(verifier_service))
         ) as connection,
     ):
         first = _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
@@ -388,11 +380,8 @@ async def test_locally_issued_ear_under_the_trusted_key_is_accepted(
         running_server(
             attestation(attester=LocalEarAttester(verifier_service.signing_key)), app
         ) as server,
-        attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        connect_local(
+            server.port, attestation(verifier=ear_verifier(verifier_service))
         ) as connection,
     ):
         result = _assert_issuer_assertion(connection.peer_attestation, service_issued=False)
@@ -410,11 +399,8 @@ async def test_veraison_profile_ear_is_still_accepted(verifier_service: Verifier
     )
     async with (
         running_server(attestation(attester=attester), app) as server,
-        attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=ear_verifier(verifier_service)),
+        connect_local(
+            server.port, attestation(verifier=ear_verifier(verifier_service))
         ) as connection,
     ):
         result = connection.peer_attestation
@@ -515,17 +501,11 @@ async def test_ear_replayed_on_another_connection_is_a_binding_mismatch(
         replayer = RecordingAttester(inner, replay_first=True)
         client_config = attestation(verifier=ear_verifier(verifier_service))
         async with running_server(attestation(attester=replayer), app) as server:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ):
+            async with connect_local(server.port, client_config):
                 pass  # connection A: genuine
-            with pytest.raises(attquic.ConnectionClosed) as info:
-                async with attquic.connect(
-                    "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-                ):
-                    raise AssertionError("connection B must not open")
+            closed = await rejected(server.port, client_config)
             await asyncio.sleep(0.05)
-    assert info.value.code == CloseCode.BINDING_MISMATCH
+    assert closed.code == CloseCode.BINDING_MISMATCH
     assert len(app.connections) == 1  # only connection A reached the application
 
 
@@ -556,15 +536,8 @@ async def test_silent_verifier_service_times_the_attester_out(
                 verifier=ear_verifier(verifier_service), attestation_timeout=0.5
             )
             async with running_server(attestation(attester=attester), app) as server:
-                with pytest.raises(attquic.ConnectionClosed) as info:
-                    async with attquic.connect(
-                        "127.0.0.1",
-                        server.port,
-                        configuration=client_tls(),
-                        attestation=client_config,
-                    ):
-                        raise AssertionError("connect() must not return")
-    assert info.value.code == CloseCode.TIMEOUT
+                closed = await rejected(server.port, client_config)
+    assert closed.code == CloseCode.TIMEOUT
     assert app.connections == []
 
 
@@ -599,11 +572,8 @@ async def test_legacy_profile_passport_channel(verifier_service: VerifierProcess
     async with (
         passport_attester(verifier_service) as attester,
         running_server(attestation(attester=attester, profile=legacy), app) as server,
-        attquic.connect(
-            "127.0.0.1",
-            server.port,
-            configuration=client_tls(),
-            attestation=attestation(verifier=ear_verifier(verifier_service), profile=legacy),
+        connect_local(
+            server.port, attestation(verifier=ear_verifier(verifier_service), profile=legacy)
         ) as connection,
     ):
         _assert_issuer_assertion(connection.peer_attestation, service_issued=True)
@@ -637,9 +607,7 @@ async def test_concurrent_peers_share_one_ear_per_batch(
                 attester=client_attester if mutual else None,
                 accept_batched_evidence=accept,
             )
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=config
-            ) as connection:
+            async with connect_local(server.port, config) as connection:
                 result = _assert_issuer_assertion(connection.peer_attestation, True)
                 assert await echo_once(connection, b"batched") == b"batched"
                 assert result.claims.nonce is not None

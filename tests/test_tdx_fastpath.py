@@ -64,6 +64,23 @@ PERMISSIVE = AppraisalPolicy(
 """Accepts whatever DCAP accepts: a verdict of attquic is then DCAP's verdict."""
 
 BIG = VerificationCacheSettings(evidence_entries=100_000, platform_entries=100_000)
+
+
+def _attester_and_verifier(
+    knobs: SimulationKnobs | None = None, **options: bool
+) -> tuple[SimulatedTdxAttester, TdxVerifier]:
+    """An attester on a fresh simulated platform and a permissive verifier of that platform;
+    ``options`` are TdxVerifier's (verification_cache, fast_path, offload_to_thread)."""
+    hierarchy = SimulatedTdxHierarchy.default()
+    verifier = TdxVerifier(
+        SimulatedCollateral(hierarchy),
+        PERMISSIVE,
+        unsafe_root_ca_der=hierarchy.root_ca_der,
+        **options,
+    )
+    return SimulatedTdxAttester(hierarchy, knobs=knobs or SimulationKnobs()), verifier
+
+
 """The differential tests warm one cache with many accepted variants: no eviction there."""
 
 Outcome = tuple[bool, str | None, tuple[str, ...]]
@@ -586,11 +603,7 @@ def test_switches() -> None:
 
 @pytest.mark.anyio
 async def test_tdx_verifier_paths_binding_and_policy() -> None:
-    hierarchy = SimulatedTdxHierarchy.default()
-    attester = SimulatedTdxAttester(hierarchy)
-    verifier = TdxVerifier(
-        SimulatedCollateral(hierarchy), PERMISSIVE, unsafe_root_ca_der=hierarchy.root_ca_der
-    )
+    attester, verifier = _attester_and_verifier()
     paths = []
     first_binding = Binding("sha384", os.urandom(48), os.urandom(48))
     first = await attester.attest(first_binding)
@@ -614,15 +627,7 @@ async def test_tdx_verifier_paths_binding_and_policy() -> None:
 
 @pytest.mark.anyio
 async def test_tdx_verifier_cold_when_switched_off() -> None:
-    hierarchy = SimulatedTdxHierarchy.default()
-    attester = SimulatedTdxAttester(hierarchy)
-    verifier = TdxVerifier(
-        SimulatedCollateral(hierarchy),
-        PERMISSIVE,
-        unsafe_root_ca_der=hierarchy.root_ca_der,
-        verification_cache=False,
-        fast_path=False,
-    )
+    attester, verifier = _attester_and_verifier(verification_cache=False, fast_path=False)
     binding = Binding("sha384", os.urandom(48), os.urandom(48))
     cmw = await attester.attest(binding)
     for _ in range(3):
@@ -632,14 +637,7 @@ async def test_tdx_verifier_cold_when_switched_off() -> None:
 
 @pytest.mark.anyio
 async def test_tdx_verifier_offloaded_shares_the_cache() -> None:
-    hierarchy = SimulatedTdxHierarchy.default()
-    attester = SimulatedTdxAttester(hierarchy)
-    verifier = TdxVerifier(
-        SimulatedCollateral(hierarchy),
-        PERMISSIVE,
-        unsafe_root_ca_der=hierarchy.root_ca_der,
-        offload_to_thread=True,
-    )
+    attester, verifier = _attester_and_verifier(offload_to_thread=True)
     bindings = [Binding("sha384", os.urandom(48), os.urandom(48)) for _ in range(3)]
     paths = [
         (await verifier.verify(await attester.attest(b), b, now=NOW)).verified_by for b in bindings
@@ -672,9 +670,10 @@ async def test_over_udp_later_connections_take_the_fast_path() -> None:
         EchoApp,
         RecordingAttester,
         attestation,
-        client_tls,
+        connect_local,
         default_attester,
         echo_once,
+        rejected,
         running_server,
         simulated_verifier,
     )
@@ -689,9 +688,7 @@ async def test_over_udp_later_connections_take_the_fast_path() -> None:
     async with running_server(server_config, app) as server:
         seen = []
         for i in range(3):
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ) as connection:
+            async with connect_local(server.port, client_config) as connection:
                 assert await echo_once(connection, b"x%d" % i) == b"x%d" % i
                 result = connection.peer_attestation
                 assert isinstance(result, TdxAttestation)
@@ -702,16 +699,10 @@ async def test_over_udp_later_connections_take_the_fast_path() -> None:
 
     replaying = RecordingAttester(default_attester(), replay_first=True)
     async with running_server(attestation(attester=replaying), EchoApp()) as server:
-        async with attquic.connect(
-            "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-        ) as connection:
+        async with connect_local(server.port, client_config) as connection:
             assert connection.peer_attestation.verified_by == "fast-path"  # type: ignore[union-attr]
-        with pytest.raises(attquic.ConnectionClosed) as info:
-            async with attquic.connect(
-                "127.0.0.1", server.port, configuration=client_tls(), attestation=client_config
-            ):
-                raise AssertionError("a replayed quote must not open a connection")
-    assert info.value.code == attquic.CloseCode.BINDING_MISMATCH
+        closed = await rejected(server.port, client_config)
+    assert closed.code == attquic.CloseCode.BINDING_MISMATCH
     assert client_verifier.cache.hits["cache"] >= 1
 
 
@@ -720,15 +711,7 @@ async def test_over_udp_later_connections_take_the_fast_path() -> None:
 async def test_concurrent_identical_evidence_runs_dcap_once(offload: bool) -> None:
     """One batched quote reaching many connections at once: dcap-qvl runs once, inline or in
     worker threads; every connection still gets its own binding check."""
-    hierarchy = SimulatedTdxHierarchy.default()
-    attester = SimulatedTdxAttester(hierarchy)
-    verifier = TdxVerifier(
-        SimulatedCollateral(hierarchy),
-        PERMISSIVE,
-        unsafe_root_ca_der=hierarchy.root_ca_der,
-        offload_to_thread=offload,
-        fast_path=False,
-    )
+    attester, verifier = _attester_and_verifier(offload_to_thread=offload, fast_path=False)
     binding = Binding("sha384", os.urandom(48), os.urandom(48))
     cmw = await attester.attest(binding)
     other = Binding("sha384", os.urandom(48), os.urandom(48))
@@ -751,13 +734,8 @@ async def test_concurrent_identical_evidence_runs_dcap_once(offload: bool) -> No
 
 @pytest.mark.anyio
 async def test_offloaded_leader_failure_wakes_the_others() -> None:
-    hierarchy = SimulatedTdxHierarchy.default()
-    attester = SimulatedTdxAttester(hierarchy, knobs=SimulationKnobs(bad_quote_signature=True))
-    verifier = TdxVerifier(
-        SimulatedCollateral(hierarchy),
-        PERMISSIVE,
-        unsafe_root_ca_der=hierarchy.root_ca_der,
-        offload_to_thread=True,
+    attester, verifier = _attester_and_verifier(
+        knobs=SimulationKnobs(bad_quote_signature=True), offload_to_thread=True
     )
     binding = Binding("sha384", os.urandom(48), os.urandom(48))
     cmw = await attester.attest(binding)
