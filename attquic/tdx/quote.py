@@ -28,7 +28,7 @@ import functools
 import hmac
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 
@@ -321,6 +321,14 @@ def parse_quote(data: bytes) -> TdxQuote:
     Raises :class:`~attquic.errors.QuoteFormatError` on anything truncated or inconsistent.
     """
     data = bytes(data)
+    quote = _parse_well_formed(data)
+    if quote is not None:
+        return quote
+    return _parse_checked(data)
+
+
+def _parse_checked(data: bytes) -> TdxQuote:
+    """The field-by-field parser: the reference behaviour, and every error message."""
     reader = _LEReader(data)
     header = _parse_header(reader)
     body_start = HEADER_SIZE
@@ -347,6 +355,98 @@ def parse_quote(data: bytes) -> TdxQuote:
         signature_data=signature_data,
         signed_bytes=data[:signed_end],
         raw=data[:sig_data_end],
+    )
+
+
+_HEADER_LAYOUT: Final = struct.Struct("<HHI4s16s20s")
+_BODY_DESCRIPTOR_LAYOUT: Final = struct.Struct("<HI")
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_CERT_DATA_HEADER: Final = struct.Struct("<HI")
+_V5_BODY_SIZES: Final = {
+    TdReportType.TD_REPORT_10: TD_REPORT10_SIZE,
+    TdReportType.TD_REPORT_15: TD_REPORT15_SIZE,
+}
+
+
+def _parse_well_formed(data: bytes) -> TdxQuote | None:
+    """The verification hot path: the same quote :func:`_parse_checked` returns, with whole
+    structures unpacked at once, or ``None`` as soon as anything is unusual (too short, a
+    wrong version, type or length...), and :func:`_parse_checked` then raises the precise
+    error. It accepts exactly what :func:`_parse_checked` accepts (tests compare the two)."""
+    size = len(data)
+    if size < HEADER_SIZE:
+        return None
+    version, key_type, tee_type, reserved, qe_vendor_id, user_data = (
+        _HEADER_LAYOUT.unpack_from(data)
+    )
+    if (
+        version not in (4, 5)
+        or key_type != ATTESTATION_KEY_TYPE_ECDSA_P256
+        or tee_type != TEE_TYPE_TDX
+    ):
+        return None
+    pos = HEADER_SIZE
+    report_type = TdReportType.TD_REPORT_10
+    if version == 5:
+        if size < pos + BODY_DESCRIPTOR_SIZE:
+            return None
+        body_type, body_size = _BODY_DESCRIPTOR_LAYOUT.unpack_from(data, pos)
+        if _V5_BODY_SIZES.get(body_type) != body_size:
+            return None
+        report_type = TdReportType(body_type)
+        pos += BODY_DESCRIPTOR_SIZE
+    body_end = pos + (
+        TD_REPORT15_SIZE if report_type is TdReportType.TD_REPORT_15 else TD_REPORT10_SIZE
+    )
+    if size < body_end + 4:
+        return None
+    fields = _TD_REPORT10_LAYOUT.unpack_from(data, pos)
+    extra = (
+        _TD_REPORT15_EXTRA.unpack_from(data, pos + TD_REPORT10_SIZE)
+        if report_type is TdReportType.TD_REPORT_15
+        else (None, None)
+    )
+    (sig_data_len,) = _U32.unpack_from(data, body_end)
+    start = body_end + 4
+    end = start + sig_data_len
+    outer_start = start + SIGNATURE_SIZE + ATTESTATION_KEY_SIZE + 6
+    if end > size or outer_start > end:
+        return None
+    outer_type, outer_size = _CERT_DATA_HEADER.unpack_from(data, outer_start - 6)
+    qe_start = outer_start
+    auth_start = qe_start + QE_REPORT_SIZE + SIGNATURE_SIZE + 2
+    if outer_type != CERT_DATA_QE_REPORT or outer_start + outer_size != end or auth_start > end:
+        return None
+    (auth_size,) = _U16.unpack_from(data, auth_start - 2)
+    chain_start = auth_start + auth_size + 6
+    if chain_start > end:
+        return None
+    inner_type, inner_size = _CERT_DATA_HEADER.unpack_from(data, chain_start - 6)
+    if inner_type != CERT_DATA_PCK_CHAIN or chain_start + inner_size != end:
+        return None
+    signature_data = QuoteSignatureData(
+        signature=data[start : start + SIGNATURE_SIZE],
+        attestation_key=data[start + SIGNATURE_SIZE : outer_start - 6],
+        qe_report=_parse_qe_report(data[qe_start : qe_start + QE_REPORT_SIZE]),
+        qe_report_signature=data[qe_start + QE_REPORT_SIZE : auth_start - 2],
+        qe_auth_data=data[auth_start : auth_start + auth_size],
+        pck_cert_chain_pem=data[chain_start:end].rstrip(b"\x00"),
+    )
+    header = QuoteHeader(
+        version=version,
+        attestation_key_type=key_type,
+        tee_type=tee_type,
+        reserved=reserved,
+        qe_vendor_id=qe_vendor_id,
+        user_data=user_data,
+    )
+    return TdxQuote(
+        header=header,
+        body=_td_report(report_type, fields, extra),
+        signature_data=signature_data,
+        signed_bytes=data[:body_end],
+        raw=data[:end],
     )
 
 
@@ -395,6 +495,20 @@ _TD_REPORT15_EXTRA: Final = struct.Struct("<16s48s")
 
 
 def _parse_td_report(reader: _LEReader, report_type: TdReportType) -> TdReportBody:
+    fields = _TD_REPORT10_LAYOUT.unpack(reader.read(TD_REPORT10_SIZE, "TD report body"))
+    extra: tuple[bytes | None, bytes | None] = (None, None)
+    if report_type is TdReportType.TD_REPORT_15:
+        extra = _TD_REPORT15_EXTRA.unpack(
+            reader.read(TD_REPORT15_SIZE - TD_REPORT10_SIZE, "TD report 1.5 body")
+        )
+    return _td_report(report_type, fields, extra)
+
+
+def _td_report(
+    report_type: TdReportType,
+    fields: tuple[Any, ...],
+    extra: tuple[bytes | None, bytes | None],
+) -> TdReportBody:
     (
         tee_tcb_svn,
         mrseam,
@@ -411,12 +525,8 @@ def _parse_td_report(reader: _LEReader, report_type: TdReportType) -> TdReportBo
         rtmr2,
         rtmr3,
         report_data,
-    ) = _TD_REPORT10_LAYOUT.unpack(reader.read(TD_REPORT10_SIZE, "TD report body"))
-    tee_tcb_svn2 = mrservicetd = None
-    if report_type is TdReportType.TD_REPORT_15:
-        tee_tcb_svn2, mrservicetd = _TD_REPORT15_EXTRA.unpack(
-            reader.read(TD_REPORT15_SIZE - TD_REPORT10_SIZE, "TD report 1.5 body")
-        )
+    ) = fields
+    tee_tcb_svn2, mrservicetd = extra
     return TdReportBody(
         report_type=report_type,
         tee_tcb_svn=tee_tcb_svn,
@@ -472,20 +582,24 @@ def _parse_signature_data(reader: _LEReader) -> QuoteSignatureData:
     )
 
 
+# cpu_svn, misc_select, (28 reserved), attributes, mrenclave, (32 reserved), mrsigner,
+# (96 reserved), isv_prod_id, isv_svn, (60 reserved), report_data: 384 bytes.
+_QE_REPORT_LAYOUT: Final = struct.Struct("<16sI28x16s32s32x32s96xHH60x64s")
+
+
 def _parse_qe_report(raw: bytes) -> QeReport:
-    misc_select, isv_prod_id, isv_svn = (
-        struct.unpack_from("<I", raw, 16)[0],
-        *struct.unpack_from("<HH", raw, 256),
+    cpu_svn, misc_select, attributes, mrenclave, mrsigner, isv_prod_id, isv_svn, report_data = (
+        _QE_REPORT_LAYOUT.unpack(raw)
     )
     return QeReport(
-        cpu_svn=raw[0:16],
+        cpu_svn=cpu_svn,
         misc_select=misc_select,
-        attributes=raw[48:64],
-        mrenclave=raw[64:96],
-        mrsigner=raw[128:160],
+        attributes=attributes,
+        mrenclave=mrenclave,
+        mrsigner=mrsigner,
         isv_prod_id=isv_prod_id,
         isv_svn=isv_svn,
-        report_data=raw[320:384],
+        report_data=report_data,
         raw=raw,
     )
 
