@@ -288,8 +288,7 @@ class TdxQuote:
         end = pem.find(_PEM_END, begin)
         if begin < 0 or end < 0 or pem.find(_PEM_BEGIN) == begin:
             return False  # no PEM block, or the chain is only one certificate long
-        body = b"".join(pem[begin + len(_PEM_BEGIN) : end].split())
-        return hmac.compare_digest(body, base64.b64encode(root_der))
+        return _pem_body_is(pem[begin + len(_PEM_BEGIN) : end], bytes(root_der))
 
     @functools.cached_property
     def fmspc(self) -> bytes:
@@ -605,6 +604,16 @@ def _parse_qe_report(raw: bytes) -> QeReport:
 
 
 # --- PCK certificate chain ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _pem_body_is(pem_body: bytes, root_der: bytes) -> bool:
+    """Whether a PEM block's base64 text (any whitespace) encodes exactly ``root_der``.
+
+    Memoised: every quote of a platform repeats the same root block, and the answer depends
+    on the two byte strings only (at most 16 pairs are kept)."""
+    body = b"".join(pem_body.split())
+    return hmac.compare_digest(body, base64.b64encode(root_der))
 
 
 def _split_pem_chain(pem: bytes) -> tuple[bytes, ...]:
