@@ -19,6 +19,7 @@ Semantics, field by field:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tomllib
@@ -60,6 +61,17 @@ _MEASUREMENT_FIELDS: Final = (
     ("accepted_mrconfigid", "MRCONFIGID"),
     ("accepted_mrowner", "MROWNER"),
 )
+
+_BODY_FIELD: Final[dict[str, tuple[str, int | None]]] = {
+    "accepted_mrtd": ("mrtd", None),
+    "accepted_rtmr0": ("rtmrs", 0),
+    "accepted_rtmr1": ("rtmrs", 1),
+    "accepted_rtmr2": ("rtmrs", 2),
+    "accepted_rtmr3": ("rtmrs", 3),
+    "accepted_mrconfigid": ("mrconfigid", None),
+    "accepted_mrowner": ("mrowner", None),
+}
+"""Where each allowlisted measurement sits in a TD report body (attribute, index)."""
 
 
 @dataclass(frozen=True)
@@ -197,18 +209,26 @@ class AppraisalPolicy:
     def measurement_mismatches(self, quote: TdxQuote) -> list[str]:
         """The MRTD / RTMR / MRCONFIGID / MROWNER rules that ``quote`` fails."""
         body = quote.body
-        actual = (
-            body.mrtd,
-            *body.rtmrs,
-            body.mrconfigid,
-            body.mrowner,
-        )
         reasons = []
-        for (name, label), value in zip(_MEASUREMENT_FIELDS, actual, strict=True):
-            accepted: tuple[bytes, ...] = getattr(self, name)
-            if accepted and value not in accepted:
+        for label, accepted, attribute, index in self._measurement_rules:
+            value = getattr(body, attribute)
+            if index is not None:
+                value = value[index]
+            if value not in accepted:
                 reasons.append(f"{label} {value.hex()} is not an accepted value")
         return reasons
+
+    @functools.cached_property
+    def _measurement_rules(self) -> tuple[tuple[str, tuple[bytes, ...], str, int | None], ...]:
+        """The non-empty allowlists, in :data:`_MEASUREMENT_FIELDS` order, with where each
+        value sits in a TD report body (attribute, index into it): computed once, not per
+        appraisal."""
+        rules = []
+        for name, label in _MEASUREMENT_FIELDS:
+            accepted: tuple[bytes, ...] = getattr(self, name)
+            if accepted:
+                rules.append((label, accepted, *_BODY_FIELD[name]))
+        return tuple(rules)
 
 
 def _measurements(values: object, label: str) -> tuple[bytes, ...]:
