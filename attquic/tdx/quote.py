@@ -376,8 +376,8 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
     size = len(data)
     if size < HEADER_SIZE:
         return None
-    version, key_type, tee_type, reserved, qe_vendor_id, user_data = (
-        _HEADER_LAYOUT.unpack_from(data)
+    version, key_type, tee_type, reserved, qe_vendor_id, user_data = _HEADER_LAYOUT.unpack_from(
+        data
     )
     if (
         version not in (4, 5)
