@@ -10,8 +10,8 @@ Semantics are those of ``asyncio.Task(..., eager_start=True)`` (Python 3.12+), w
 when available. On 3.11 the same is done by hand: the task object is created first and is the
 current task while the first step runs (``asyncio.current_task()`` and anyio's cancel scopes
 see the task the rest of the coroutine runs in); the task then picks the coroutine up where the
-first step left it. Outside a running task only: inside one (where the current task cannot be
-borrowed), 3.11 falls back to an ordinary task.
+first step left it. Started from inside a running task, that task steps aside for the first
+step and is current again when :func:`eager_task` returns.
 
 Exceptions never escape :func:`eager_task`: whatever the first step raises ends up in the task,
 as it would for any task (callers retrieve it in a done callback).
@@ -35,10 +35,13 @@ def eager_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -
     """A task running ``coro``, whose first step already ran when this returns (see module)."""
     if sys.version_info >= (3, 12):  # pragma: no cover - the machine this was built on has 3.11
         return asyncio.Task(coro, loop=loop, eager_start=True)
-    if asyncio.current_task(loop) is not None:
-        return loop.create_task(coro)
     step = _FirstStep[_T]()
     task = loop.create_task(_resume(coro, step))
+    # the task is current during its first step; a task that starts it (a nested eager start)
+    # is current again afterwards, as with 3.12's swap of the current task
+    outer = asyncio.current_task(loop)
+    if outer is not None:
+        asyncio.tasks._leave_task(loop, outer)
     asyncio.tasks._enter_task(loop, task)
     try:
         step.suspended_on = coro.send(None)
@@ -48,6 +51,8 @@ def eager_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -
         step.finished, step.error = True, exc
     finally:
         asyncio.tasks._leave_task(loop, task)
+        if outer is not None:
+            asyncio.tasks._enter_task(loop, outer)
     if not step.finished:
         task.add_done_callback(lambda done: _close_if_never_resumed(coro, step))
     return task

@@ -158,3 +158,29 @@ async def test_inside_a_task_it_still_runs_to_completion() -> None:
     tasks = [eager_task(asyncio.get_running_loop(), work(n)) for n in range(3)]
     waits: list[Awaitable[int]] = list(tasks)
     assert await asyncio.gather(*waits) == [0, 1, 2]
+
+
+async def test_a_nested_start_runs_inline_and_hands_the_current_task_back() -> None:
+    """Started from inside a task's step (the batcher's worker, started by the evidence task),
+    the new task is current for its first step and the starting task is current again after."""
+    loop = asyncio.get_running_loop()
+    seen: dict[str, object] = {}
+
+    async def inner() -> str:
+        seen["inner"] = asyncio.current_task()
+        return "inner done"
+
+    async def outer() -> None:
+        seen["outer"] = asyncio.current_task()
+        task = eager_task(loop, inner())
+        seen["inline"] = "inner" in seen
+        seen["task"] = task
+        seen["after"] = asyncio.current_task()
+        seen["result"] = await task
+
+    outer_task = await from_callback(lambda: eager_task(loop, outer()))
+    await outer_task
+    assert seen["inline"]  # the first step ran before eager_task returned...
+    assert seen["inner"] is seen["task"]  # ...as the inner task itself...
+    assert seen["after"] is seen["outer"] is outer_task  # ...and gave the loop back
+    assert seen["result"] == "inner done"
