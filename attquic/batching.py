@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from attquic import merkle, profile
+from attquic._eager import eager_task
 from attquic.attestation import Attester
 from attquic.cmw import CMW, CMWCollection, CMWRecord
 from attquic.errors import (
@@ -294,6 +295,8 @@ class EvidenceBatcher:
         self.max_queue = max_queue
         self._queue: deque[_Waiter] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._working = False
+        """True from the worker's start to the end of its last batch."""
         self.batch_sizes: deque[int] = deque(maxlen=1024)
         """Sizes of the most recent batches (at most 1024 kept), for logs and benchmarks."""
 
@@ -307,6 +310,7 @@ class EvidenceBatcher:
         loop = asyncio.get_running_loop()
         if self._worker is not None and self._worker.get_loop() is not loop:
             self._worker = None  # a previous event loop's worker: that loop is gone
+            self._working = False
             self._queue = deque(w for w in self._queue if w.future.get_loop() is loop)
         if len(self._queue) >= self.max_queue:
             raise AttesterUnavailable(
@@ -314,8 +318,12 @@ class EvidenceBatcher:
             )
         waiter = _Waiter(binding, loop.create_future(), time.perf_counter())
         self._queue.append(waiter)
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._run())
+        if not self._working:
+            # Started eagerly: with a source that answers without suspending (the simulated
+            # attester at no latency) the quote is made and this waiter answered before
+            # eager_task returns, so a lone request costs no extra loop iteration.
+            self._working = True
+            self._worker = eager_task(loop, self._run())
         try:
             return await waiter.future
         finally:
@@ -329,6 +337,10 @@ class EvidenceBatcher:
             while batch := self._take():
                 await self._quote(batch)
         finally:
+            # not self._worker.done(): a worker that finished inside its eager first step is
+            # only marked done one loop iteration later, and a request queued meanwhile would wait
+            # for a worker that has already left
+            self._working = False
             for waiter in [*batch, *self._queue]:  # only if the worker itself was cancelled
                 waiter.future.cancel()
 

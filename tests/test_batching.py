@@ -8,11 +8,13 @@ import itertools
 import re
 from pathlib import Path
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attquic import batching, merkle
+from attquic._eager import eager_task
 from attquic.attestation import BatchingAttester
 from attquic.batching import (
     BATCH_PROOF_MEDIA_TYPE,
@@ -328,9 +330,11 @@ def test_docs_vector() -> None:
 class _Source:
     """A quote source that takes ``delay`` per quote and records the nonces it quoted."""
 
-    def __init__(self, delay: float = 0.01, fail: int = 0) -> None:
+    def __init__(self, delay: float = 0.01, fail: int = 0, fail_after: int = 0) -> None:
         self.delay = delay
         self.fail = fail
+        self.fail_after = fail_after
+        """Quotes that succeed before the ``fail`` failing ones."""
         self.nonces: list[Binding] = []
         self.running = 0
         self.max_running = 0
@@ -341,7 +345,7 @@ class _Source:
         try:
             await asyncio.sleep(self.delay)
             self.nonces.append(binding)
-            if self.fail:
+            if self.fail and len(self.nonces) > self.fail_after:
                 self.fail -= 1
                 raise OSError("quote service down")
             return CMWRecord("application/x-test-evidence", binding.report_data, 4)
@@ -401,15 +405,18 @@ async def test_batches_are_bounded_and_grouped_by_key_and_hash() -> None:
 
 @pytest.mark.anyio
 async def test_a_source_failure_fails_that_batch_only() -> None:
-    source = _Source(fail=1)
+    source = _Source(fail=1, fail_after=1)
     batcher = EvidenceBatcher(source.attest)
+    first = asyncio.ensure_future(batcher.attest(_binding(20)))
+    await asyncio.sleep(0)  # quoted at once, alone
     doomed = [asyncio.ensure_future(batcher.attest(_binding(i))) for i in range(3)]
-    await asyncio.sleep(0)
-    later = asyncio.ensure_future(batcher.attest(_binding(10)))
+    assert _check(await first, _binding(20)) == 1  # the three queued meanwhile: the next batch
+    later = asyncio.ensure_future(batcher.attest(_binding(10)))  # while that batch is quoted
     results = await asyncio.gather(*doomed, later, return_exceptions=True)
     assert all(isinstance(r, AttesterUnavailable) for r in results[:3])
     assert isinstance(results[3], CMWCollection)
     assert _check(results[3], _binding(10)) == 1
+    assert list(batcher.batch_sizes) == [1, 1]  # only the successful batches are counted
 
 
 @pytest.mark.anyio
@@ -516,3 +523,48 @@ async def test_quote_latency_is_waited_without_blocking_the_loop(
     assert len(waits) == 3  # no latency: no wait at all
     with pytest.raises(ConfigurationError):
         simulated.SimulatedTdxAttester(quote_latency=-1)
+
+
+class _InstantSource:
+    """A quote source that answers without suspending (the simulated attester, no latency)."""
+
+    def __init__(self) -> None:
+        self.quotes = 0
+
+    async def attest(self, binding: Binding) -> CMW:
+        self.quotes += 1
+        return CMWRecord("application/x-test-evidence", binding.report_data, 4)
+
+
+@pytest.mark.anyio
+async def test_a_lone_request_to_an_instant_source_never_suspends() -> None:
+    """The worker starts eagerly: the quote is made and the request answered before attest()
+    first yields, so the adapter's transmit carries the authenticator (no extra iteration)."""
+    batcher = EvidenceBatcher(_InstantSource().attest)
+    request = batcher.attest(_binding(1))
+    with pytest.raises(StopIteration) as finished:
+        request.send(None)
+    assert _check(finished.value.value, _binding(1)) == 1
+
+
+@pytest.mark.anyio
+async def test_requests_right_after_an_inline_batch_are_served() -> None:
+    """A worker that finished inside its eager first step is marked done only one iteration
+    later; requests made in between must start a new worker, not wait for the old one."""
+    source = _InstantSource()
+    batcher = EvidenceBatcher(source.attest)
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Task[CMW]] = []
+    both_started = loop.create_future()
+
+    def start_two() -> None:
+        for i in range(2):
+            started.append(eager_task(loop, batcher.attest(_binding(i))))
+        both_started.set_result(None)
+
+    loop.call_soon(start_two)
+    await both_started
+    with anyio.fail_after(10):  # a hang guard, not a timing assertion
+        cmws = await asyncio.gather(*started)
+    assert [_check(cmw, _binding(i)) for i, cmw in enumerate(cmws)] == [1, 1]
+    assert source.quotes == 2
