@@ -10,7 +10,9 @@ This is the only place where attestation meets sockets and the event loop. It
   past the bound and dropping DATAGRAM frames,
 * closes the connection with the session's close code on any failure, and with
   PROTOCOL_VIOLATION when the peer resets or stops the control stream,
-* tracks application streams and forgets each once both its directions are done.
+* tracks application streams and forgets each once both its directions are done,
+* holds its transmits for two loop iterations when its gate opens, so that what is still to
+  be sent (the RESULT) leaves with the application's first request (:meth:`_cork`).
 
 Nothing raises out of this adapter into aioquic or the event loop: an unexpected exception while
 handling a QUIC event, a timer or a task closes the connection with INTERNAL_ERROR, and the
@@ -145,6 +147,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         # us open: aioquic enforces its MAX_STREAMS)
         self._unwritten: set[int] = set()
         self._transmit_handle: asyncio.Handle | None = None
+        self._corked = False
+        """Transmits wait: the gate just opened and the application's first write is due."""
         self._refused = 0
         """Streams refused so far (for logs: only the first refusal is a warning)."""
         if not is_client:
@@ -259,7 +263,15 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     def close(self, error_code: int = CloseCode.NO_ERROR, reason_phrase: str = "") -> None:
         self._closed_locally = True  # whatever closes it (us, api.connect's exit): not the peer
+        if self._corked:  # what the gate held (the RESULT) leaves before the close
+            self._corked = False
+            super().transmit()
         super().close(error_code=error_code, reason_phrase=reason_phrase)
+
+    def transmit(self) -> None:
+        if self._corked:
+            return  # held after the gate opened: see _cork
+        super().transmit()
 
     def _check_usable(self) -> None:
         if self._closed_error is not None:
@@ -277,6 +289,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         except (RuntimeError, ValueError, AssertionError) as exc:
             # aioquic refuses writes on a stream the peer stopped before we saw its event
             raise StreamStopped(f"stream {stream_id} cannot send: {exc}") from exc
+        self._corked = False  # the first write after the gate carries what waited for it
         if stream_id in self._unwritten:
             # The first write on a stream we opened (a request) goes out with the next transmit,
             # at the latest in the next loop iteration: a FIN or more data written right after
@@ -645,6 +658,30 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self._gate.set_result(None)
         if self._on_gate_open is not None:
             self._on_gate_open(self)
+        self._cork()
+
+    def _cork(self) -> None:
+        """Hold this side's transmits until the application has had its first step.
+
+        The gate opens while something is still to be sent (the RESULT that opened it, ACKs)
+        and the application is about to send its first request. The gate's waiters run two
+        loop iterations later (the shield's callback, then the waiting task); holding the
+        transmit that long lets both leave in one datagram, so the peer opens its gate and reads
+        the request from one packet instead of two (docs/benchmarks.md). The application's first
+        write ends the hold at once; without one, the held packets leave after the two
+        iterations, or before the CONNECTION_CLOSE when the application closes at once.
+        """
+        self._corked = True
+        self._event_loop.call_soon(self._uncork_after, 1)
+
+    def _uncork_after(self, iterations: int) -> None:
+        if not self._corked:
+            return  # a write or the connection's end already ended the hold
+        if iterations:
+            self._event_loop.call_soon(self._uncork_after, iterations - 1)
+            return
+        self._corked = False
+        self.transmit()
 
     def _close_for(self, event: CloseConnection) -> None:
         self._log.warning(
@@ -659,6 +696,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._shutdown(self._closed_error)
 
     def _shutdown(self, error: ConnectionClosed) -> None:
+        self._corked = False  # the CONNECTION_CLOSE leaves with the caller's transmit
         self._ended.set()
         self._early.clear()  # held data never reaches the application of a failed connection
         self._unwritten.clear()

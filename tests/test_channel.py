@@ -24,6 +24,7 @@ from channel_helpers import (
 
 import attquic
 from attquic import CloseCode
+from attquic.protocol import AttestedQuicProtocol
 from attquic.tdx.simulated import OTHER_MRTD, SimulatedTdxWarning, SimulationKnobs
 from attquic.tdx.verifier import TdxAttestation
 
@@ -297,3 +298,71 @@ async def test_verification_in_a_worker_thread() -> None:
         async with connect_local(server.port, attestation(verifier=verifier)) as connection:
             assert isinstance(connection.peer_attestation, TdxAttestation)
             assert await echo_once(connection, b"threaded") == b"threaded"
+
+
+def _count_client_datagrams_from_the_gate(
+    monkeypatch: pytest.MonkeyPatch, sent: list[int]
+) -> None:
+    """Record the size of every datagram the client sends from the moment its gate opens."""
+    open_gate = AttestedQuicProtocol._open_gate
+
+    def counting_open_gate(self: AttestedQuicProtocol) -> None:
+        transport = self._transport
+        if self._is_client and transport is not None:
+            original = transport.sendto
+
+            def counting(data: bytes, addr: object = None) -> None:
+                sent.append(len(data))
+                original(data, addr)
+
+            transport.sendto = counting  # type: ignore[method-assign]
+        open_gate(self)
+
+    monkeypatch.setattr(AttestedQuicProtocol, "_open_gate", counting_open_gate)
+
+
+async def test_the_result_and_the_first_request_share_one_datagram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client's gate opens on its own verification, with the RESULT still to send: the
+    transmit is held until the application's first request, so RESULT, acknowledgements,
+    request and FIN leave in one datagram and the server reads them from one packet."""
+    sent: list[int] = []
+    _count_client_datagrams_from_the_gate(monkeypatch, sent)
+    app = EchoApp()
+    async with running_server(attestation(attester=default_attester()), app) as server:
+        async with connect_verifying(server) as connection:
+            assert sent == []  # the RESULT is held: the application runs first
+            stream = await connection.open_stream()
+            await stream.send(b"request")
+            await stream.send_eof()
+            assert len(sent) == 1
+            assert await stream.receive_all() == b"request"
+    assert app.received == [b"request"]
+
+
+async def test_the_result_leaves_when_the_client_never_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hold lasts the two loop iterations the gate's waiters take, not until a write: a
+    client that only listens still sends its RESULT, and the server's gate opens."""
+    sent: list[int] = []
+    _count_client_datagrams_from_the_gate(monkeypatch, sent)
+    served = asyncio.Event()
+
+    async def greet(connection: attquic.AttestedConnection) -> None:
+        served.set()
+        stream = await connection.open_stream()
+        await stream.send(b"hello")
+        await stream.send_eof()
+        await asyncio.sleep(0.5)
+
+    async with running_server(attestation(attester=default_attester()), greet) as server:
+        async with connect_verifying(server) as connection:
+            assert sent == []
+            await asyncio.sleep(0)  # the loop iteration after the gate's waiters ran
+            assert len(sent) == 1  # the RESULT (and acknowledgements) left on their own
+            with anyio.fail_after(10):  # a hang guard, not a timing assertion
+                await served.wait()
+                stream = await connection.accept_stream()
+                assert await stream.receive_all() == b"hello"
