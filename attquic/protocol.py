@@ -235,6 +235,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     async def _accept(self, queue: asyncio.Queue[_Accepted]) -> _Accepted:
         self._check_usable()
+        if not queue.empty():
+            # the common case on a server: the request came with the packet that opened the
+            # gate, before the handler ran; no waiter tasks, no loop iterations
+            return queue.get_nowait()
         getter = asyncio.ensure_future(queue.get())
         ended = asyncio.ensure_future(self._ended.wait())
         try:

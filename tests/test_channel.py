@@ -366,3 +366,31 @@ async def test_the_result_leaves_when_the_client_never_writes(
                 await served.wait()
                 stream = await connection.accept_stream()
                 assert await stream.receive_all() == b"hello"
+
+
+async def test_a_stream_already_queued_is_accepted_without_suspending() -> None:
+    """The request usually arrives with the packet that opens the server's gate, before the
+    handler runs: accept_stream() hands it over at once (no waiter tasks, no loop iterations)."""
+    outcome: list[object] = []
+
+    async def handler(connection: attquic.AttestedConnection) -> None:
+        queue = connection._protocol._accept_queue
+        with anyio.fail_after(10):  # a hang guard, not a timing assertion
+            while queue.empty():
+                await asyncio.sleep(0.001)
+        accepting = connection.accept_stream()
+        try:
+            accepting.send(None)
+        except StopIteration as finished:
+            stream = finished.value
+            outcome.append(stream)
+            await stream.send(await stream.receive_all())
+            await stream.send_eof()
+        else:
+            accepting.close()
+            outcome.append("suspended")
+
+    async with running_server(attestation(attester=default_attester()), handler) as server:
+        async with connect_verifying(server) as connection:
+            assert await echo_once(connection, b"queued") == b"queued"
+    assert len(outcome) == 1 and isinstance(outcome[0], attquic.AttestedStream)
