@@ -6,8 +6,10 @@ the exporter master secret from a live aioquic connection and hands it to :class
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,8 +47,71 @@ _EMPTY_DIGESTS = {name: hashlib.new(name).digest() for name in _HASHES}
 _DIGEST_SIZES = {name: hashlib.new(name).digest_size for name in _HASHES}
 
 
+class _HmacKey:
+    """HMAC (RFC 2104) under one key, with the key's inner and outer pad states hashed once.
+
+    ``digest(msg)`` equals ``hmac.digest(key, msg, hash_name)`` (tests/test_keyschedule.py
+    checks it); it costs two hash-state copies instead of OpenSSL's per-call HMAC setup, and a
+    key used for several messages (the exporter master secret: three exporters per side and
+    exchange) pays the pad hashing once. The pads are XORed as integers, not through a table
+    indexed by key bytes.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, hash_name: str) -> None:
+        new = _CONSTRUCTORS.get(hash_name) or functools.partial(hashlib.new, hash_name)
+        inner = new()
+        block = inner.block_size
+        if len(key) > block:
+            key = new(key).digest()
+        padded = int.from_bytes(key.ljust(block, b"\x00"), "big")
+        inner.update((padded ^ _ipad(block)).to_bytes(block, "big"))
+        outer = new((padded ^ _opad(block)).to_bytes(block, "big"))
+        self._inner = inner
+        self._outer = outer
+
+    def digest(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+@functools.cache
+def _ipad(block: int) -> int:
+    return int.from_bytes(b"\x36" * block, "big")
+
+
+@functools.cache
+def _opad(block: int) -> int:
+    return int.from_bytes(b"\x5c" * block, "big")
+
+
+_CONSTRUCTORS: dict[str, Callable[..., hashlib._Hash]] = {
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+}
+
+
+def _hkdf_expand_with(mac: _HmacKey, digest_size: int, info: bytes, length: int) -> bytes:
+    if not 0 < length <= 255 * digest_size:
+        raise ValueError(f"invalid HKDF-Expand length {length}")
+    block = mac.digest(info + b"\x01")
+    if length <= digest_size:  # every RFC 9261 and binder expansion: one block
+        return block[:length]
+    output = block
+    counter = 2
+    while len(output) < length:
+        block = mac.digest(block + info + bytes((counter,)))
+        output += block
+        counter += 1
+    return output[:length]
+
+
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
-    """HKDF-Expand (RFC 5869 §2.3) on the standard library's one-shot HMAC.
+    """HKDF-Expand (RFC 5869 §2.3) on the standard library's hashes.
 
     Equal to cryptography's ``HKDFExpand`` (tests/test_keyschedule.py checks it), without
     building a KDF object per call: RFC 9261 and the binder expand six labels per connection.
@@ -54,22 +119,22 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     digest_size = _DIGEST_SIZES.get(hash_name) or hashlib.new(hash_name).digest_size
     if not 0 < length <= 255 * digest_size:
         raise ValueError(f"invalid HKDF-Expand length {length}")
-    output = b""
-    block = b""
-    counter = 1
-    while len(output) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
-        output += block
-        counter += 1
-    return output[:length]
+    return _hkdf_expand_with(_HmacKey(prk, hash_name), digest_size, info, length)
+
+
+def _label_info(label: bytes, context: bytes, length: int) -> bytes:
+    """The HkdfLabel structure (RFC 8446 §7.1): ``uint16 length ‖ "tls13 " label ‖ context``."""
+    full = b"tls13 " + label
+    if len(full) > 255 or len(context) > 255 or not 0 <= length <= 0xFFFF:
+        return u16(length) + vec8(full) + vec8(context)  # raises the codec's OverflowError
+    return length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
 
 
 def hkdf_expand_label(
     algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1)."""
-    info = u16(length) + vec8(b"tls13 " + label) + vec8(context)
-    return hkdf_expand(algorithm.name, secret, info, length)
+    return hkdf_expand(algorithm.name, secret, _label_info(label, context, length), length)
 
 
 def derive_secret(
@@ -131,8 +196,25 @@ class ExporterSecret:
     def algorithm(self) -> hashes.HashAlgorithm:
         return hash_algorithm(self.hash_name)
 
+    @functools.cached_property
+    def _secret_mac(self) -> _HmacKey:
+        """HMAC under the exporter master secret, its pads hashed once per connection."""
+        return _HmacKey(self.secret, self.hash_name)
+
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
-        return tls_exporter(self.algorithm, self.secret, label, context, length)
+        """:func:`tls_exporter` (RFC 8446 §7.5) with this secret, the same bytes for less work:
+        the secret's HMAC pads are hashed once, and each expansion is one HMAC block."""
+        name = self.hash_name
+        size = _DIGEST_SIZES[name]
+        if not 0 < length <= 255 * size:
+            raise ValueError(f"invalid exporter length {length}")
+        per_label = _hkdf_expand_with(
+            self._secret_mac, size, _label_info(label, _EMPTY_DIGESTS[name], size), size
+        )
+        context_hash = _CONSTRUCTORS[name](context).digest() if context else _EMPTY_DIGESTS[name]
+        return _hkdf_expand_with(
+            _HmacKey(per_label, name), size, _label_info(b"exporter", context_hash, length), length
+        )
 
 
 @dataclass(frozen=True)
@@ -163,10 +245,11 @@ class Binding:
             wire_profile.binding_exporter_label, context, wire_profile.binding_exporter_length
         )
         h = exporter.hash_name
+        new = _CONSTRUCTORS.get(h) or functools.partial(hashlib.new, h)
         return cls(
             hash_name=h,
-            binding=hashlib.new(h, spki_der + exported).digest(),
-            aik_pub_hash=hashlib.new(h, spki_der).digest(),
+            binding=new(spki_der + exported).digest(),
+            aik_pub_hash=new(spki_der).digest(),
         )
 
     @property

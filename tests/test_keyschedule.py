@@ -153,6 +153,54 @@ def test_hkdf_expand_rejects_empty_output() -> None:
         hkdf_expand("sha256", bytes(32), b"", 0)
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@settings(max_examples=100, deadline=None)
+@given(
+    key=st.binary(max_size=200),
+    messages=st.lists(st.binary(max_size=300), min_size=1, max_size=4),
+)
+def test_hmac_key_equals_stdlib_hmac(hash_name: str, key: bytes, messages: list[bytes]) -> None:
+    """The pad-caching HMAC gives the standard library's bytes, for every message under one key
+    (keys longer than the hash block included)."""
+    import hmac
+
+    from attquic.keyschedule import _HmacKey
+
+    mac = _HmacKey(key, hash_name)
+    for message in messages:
+        assert mac.digest(message) == hmac.digest(key, message, hash_name)
+
+
+@pytest.mark.parametrize(("hash_name", "size"), [("sha256", 32), ("sha384", 48)])
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    exports=st.lists(
+        st.tuples(
+            st.binary(max_size=60), st.binary(max_size=80), st.integers(min_value=1, max_value=600)
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_exporter_equals_aioquic_hkdf(
+    hash_name: str, size: int, data: st.DataObject, exports: list[tuple[bytes, bytes, int]]
+) -> None:
+    """ExporterSecret's fast path (the secret's HMAC kept across exports) is RFC 8446 §7.5
+    computed with aioquic's HKDF, for every export of one secret and of another secret."""
+    algorithm = hash_algorithm(hash_name)
+    for secret in (data.draw(st.binary(min_size=size, max_size=size)), bytes(size)):
+        exporter = ExporterSecret(hash_name, secret)
+        for label, context, length in exports:
+            per_label = tls.hkdf_expand_label(
+                algorithm, secret, label, hashlib.new(hash_name).digest(), size
+            )
+            expected = tls.hkdf_expand_label(
+                algorithm, per_label, b"exporter", hashlib.new(hash_name, context).digest(), length
+            )
+            assert exporter.export_keying_material(label, context, length) == expected
+
+
 # --- exporter edge cases ---------------------------------------------------------------------
 
 
