@@ -36,19 +36,32 @@ class Reader:
         return self._error(reason)
 
     def read(self, n: int, what: str = "field") -> bytes:
-        if n < 0 or n > self.remaining:
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > len(self._data):
             raise self._error(
-                f"truncated {what}: need {n} bytes at offset {self._pos}, have {self.remaining}"
+                f"truncated {what}: need {n} bytes at offset {pos}, have {len(self._data) - pos}"
             )
-        out = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        self._pos = end
+        return self._data[pos:end]
+
+    # The fixed-size readers below inline the bounds check (they run dozens of times per
+    # exchange); a short input goes through read() for its exact error.
 
     def _uint(self, size: int, what: str) -> int:
-        return int.from_bytes(self.read(size, what), "big")
+        pos = self._pos
+        end = pos + size
+        if end > len(self._data):
+            self.read(size, what)  # raises
+        self._pos = end
+        return int.from_bytes(self._data[pos:end], "big")
 
     def u8(self, what: str = "uint8") -> int:
-        return self._uint(1, what)
+        pos = self._pos
+        if pos >= len(self._data):
+            self.read(1, what)  # raises
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self, what: str = "uint16") -> int:
         return self._uint(2, what)
@@ -59,14 +72,23 @@ class Reader:
     def u32(self, what: str = "uint32") -> int:
         return self._uint(4, what)
 
+    def _vector(self, size: int, what: str) -> bytes:
+        data = self._data
+        pos = self._pos
+        start = pos + size
+        if start > len(data):
+            self.read(size, what + " length")  # raises
+        self._pos = start
+        return self.read(int.from_bytes(data[pos:start], "big"), what)
+
     def vec8(self, what: str = "vector") -> bytes:
-        return self.read(self.u8(what + " length"), what)
+        return self._vector(1, what)
 
     def vec16(self, what: str = "vector") -> bytes:
-        return self.read(self.u16(what + " length"), what)
+        return self._vector(2, what)
 
     def vec24(self, what: str = "vector") -> bytes:
-        return self.read(self.u24(what + " length"), what)
+        return self._vector(3, what)
 
     def varint(self, what: str = "varint") -> int:
         """A QUIC variable-length integer (RFC 9000 §16)."""

@@ -14,6 +14,8 @@ signature, Finished) is checked by :mod:`attquic.ea.authenticator`.
 from __future__ import annotations
 
 import enum
+import functools
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -170,7 +172,7 @@ def decode_signature_schemes(data: bytes) -> tuple[int, ...]:
     reader.expect_end("signature scheme list")
     if not body or len(body) % 2:
         raise EADecodeError(f"signature scheme list has invalid length {len(body)}")
-    return tuple(int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2))
+    return struct.unpack(f">{len(body) // 2}H", body)
 
 
 # --- handshake framing -----------------------------------------------------------------------
@@ -252,6 +254,12 @@ class AuthenticatorRequest:
 
     def encode(self) -> bytes:
         """The full handshake message, header included (what RFC 9261 transcripts hash)."""
+        return self._encoded
+
+    @functools.cached_property
+    def _encoded(self) -> bytes:
+        # Encoded once: both sides hash the request into every transcript. A decoded request
+        # starts with the bytes it came from (strict decoding makes them its only encoding).
         return HandshakeMessage(self.msg_type, self.encode_body()).encode()
 
     @classmethod
@@ -277,22 +285,30 @@ class AuthenticatorRequest:
         body.expect_end("request body")
         if not extensions:
             raise EADecodeError("request extensions must not be empty (<2..2^16-1>)")
+        schemes: dict[int, tuple[int, ...]] = {}
         for known in (profile.EXT_SIGNATURE_ALGORITHMS, profile.EXT_SIGNATURE_ALGORITHMS_CERT):
             extension = _find(extensions, known)
             if extension is not None:
-                decode_signature_schemes(extension.data)
-        return cls(found, context, extensions)
+                schemes[known] = decode_signature_schemes(extension.data)
+        request = cls(found, context, extensions)
+        # What was just decoded is kept, not decoded again (both are pure functions of the
+        # fields of this immutable request; tests/test_ea_messages.py checks they agree).
+        cached = request.__dict__
+        if with_header:
+            cached["_encoded"] = bytes(data)
+        cached["signature_schemes"] = schemes.get(profile.EXT_SIGNATURE_ALGORITHMS, ())
+        return request
 
     def extension(self, extension_type: int) -> Extension | None:
         """The extension of this type, if the request carries it."""
         return _find(self.extensions, extension_type)
 
-    @property
+    @functools.cached_property
     def extension_types(self) -> frozenset[int]:
         """Types of every extension offered (what a Certificate may carry in its entries)."""
         return frozenset(extension.type for extension in self.extensions)
 
-    @property
+    @functools.cached_property
     def signature_schemes(self) -> tuple[int, ...]:
         """Schemes in ``signature_algorithms`` (0x000d), in the requester's order; () if absent."""
         extension = self.extension(profile.EXT_SIGNATURE_ALGORITHMS)
