@@ -44,12 +44,12 @@ from attquic.ea.identity import SigningIdentity, spki_der, spki_der_of
 from attquic.ea.messages import (
     Authenticator,
     AuthenticatorRequest,
-    CertificateEntry,
     CertificateMessage,
     CertificateVerifyMessage,
     Extension,
     FinishedMessage,
     Role,
+    encode_extensions,
     signature_algorithms_extension,
     split_handshake_messages,
 )
@@ -98,6 +98,7 @@ __all__ = [
 
 #: RFC 9261 §5.2.2 context string of the CertificateVerify content.
 CERTIFICATE_VERIFY_LABEL = b"Exported Authenticator"
+_CERTIFICATE_VERIFY_PREFIX = b"\x20" * 64 + CERTIFICATE_VERIFY_LABEL + b"\x00"
 
 _HANDSHAKE_CONTEXT_LABELS = {
     Role.CLIENT: profile.LABEL_CLIENT_HANDSHAKE_CONTEXT,
@@ -199,16 +200,40 @@ def build_authenticator(
     No policy checks: :meth:`ExportedAuthenticators.authenticate` chooses the scheme and checks
     the request first.
     """
-    der = identity.chain_der
-    entries = [CertificateEntry(der[0], tuple(leaf_extensions))]
-    entries += [CertificateEntry(cert_data) for cert_data in der[1:]]
-    certificate = CertificateMessage(context, tuple(entries)).encode()
+    certificate = _encode_certificate(context, identity, tuple(leaf_extensions))
     return complete_authenticator(
         keys,
         request,
         certificate,
         scheme,
         lambda content: sign(identity.private_key, scheme, content),
+    )
+
+
+def _encode_certificate(
+    context: bytes, identity: SigningIdentity, leaf_extensions: tuple[Extension, ...]
+) -> bytes:
+    """``CertificateMessage(context, [leaf + leaf_extensions, *rest]).encode()``, with the
+    identity's entries after the leaf's DER encoded once per identity (tests check equality)."""
+    leaf_cert_data, rest = identity.encoded_entries
+    if len(context) > 255:
+        raise ConfigurationError("certificate_request_context longer than 255 bytes")
+    extensions = encode_extensions(leaf_extensions)  # checks unique types and the u16 bound
+    entries_length = len(leaf_cert_data) + len(extensions) + len(rest)
+    body_length = 1 + len(context) + 3 + entries_length
+    if entries_length > 0xFFFFFF or body_length > 0xFFFFFF:
+        raise ConfigurationError("certificate_list longer than 2^24-1 bytes")
+    return b"".join(
+        (
+            bytes((profile.HS_CERTIFICATE,)),
+            body_length.to_bytes(3, "big"),
+            bytes((len(context),)),
+            context,
+            entries_length.to_bytes(3, "big"),
+            leaf_cert_data,
+            extensions,
+            rest,
+        )
     )
 
 
@@ -224,21 +249,17 @@ def complete_authenticator(
     ``signer`` signs the CertificateVerify content with ``scheme``. The building block of
     :func:`build_authenticator`, public so that test peers can forge Certificate messages.
     """
-    content = certificate_verify_content(
-        keys.hash_name, keys.handshake_context, request, certificate
-    )
+    # One running hash: HC ‖ request ‖ Certificate for the signature, then ‖ CertificateVerify
+    # for Finished (what certificate_verify_content and finished_verify_data compute).
+    transcript = hashlib.new(keys.hash_name, keys.handshake_context)
+    transcript.update(request)
+    transcript.update(certificate)
+    content = _CERTIFICATE_VERIFY_PREFIX + transcript.digest()
     certificate_verify = CertificateVerifyMessage(scheme, signer(content)).encode()
-    finished = FinishedMessage(
-        finished_verify_data(
-            keys.hash_name,
-            keys.finished_key,
-            keys.handshake_context,
-            request,
-            certificate,
-            certificate_verify,
-        )
-    ).encode()
-    return certificate + certificate_verify + finished
+    transcript.update(certificate_verify)
+    verify_data = hmac.digest(keys.finished_key, transcript.digest(), keys.hash_name)
+    finished = FinishedMessage(verify_data).encode()
+    return b"".join((certificate, certificate_verify, finished))
 
 
 def build_empty_authenticator(keys: AuthenticatorKeys, request: bytes, context: bytes) -> bytes:
@@ -419,7 +440,7 @@ def _check(
     transcript = hashlib.new(keys.hash_name, keys.handshake_context)
     transcript.update(request_bytes)
     transcript.update(received.certificate_bytes)
-    content = b"\x20" * 64 + CERTIFICATE_VERIFY_LABEL + b"\x00" + transcript.copy().digest()
+    content = _CERTIFICATE_VERIFY_PREFIX + transcript.digest()
     verify(leaf_key, scheme, certificate_verify.signature, content)
 
     transcript.update(received.certificate_verify_bytes)

@@ -80,6 +80,17 @@ class SigningIdentity:
         """The chain as DER, leaf first (encoded once: every authenticator carries it)."""
         return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
 
+    @functools.cached_property
+    def encoded_entries(self) -> tuple[bytes, bytes]:
+        """This chain in a TLS Certificate message, encoded once (every authenticator carries
+        it): the leaf entry's ``cert_data`` field, and every later entry (no extensions)."""
+        der = self.chain_der
+        for cert_data in der:
+            if not 0 < len(cert_data) <= 0xFFFFFF:
+                raise ConfigurationError("cert_data must hold 1 to 2^24-1 bytes")
+        rest = b"".join(len(d).to_bytes(3, "big") + d + b"\x00\x00" for d in der[1:])
+        return len(der[0]).to_bytes(3, "big") + der[0], rest
+
 
 def spki_der(certificate: x509.Certificate) -> bytes:
     """The DER SubjectPublicKeyInfo bytes exactly as they appear inside ``certificate``.

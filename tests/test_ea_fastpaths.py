@@ -1,0 +1,225 @@
+"""The exchange's fast paths give exactly the bytes and values of the plain codecs.
+
+Each cache or shortcut of the attestation exchange (attquic.ea, attquic.keyschedule) is compared
+with the reference computation it replaces, and every memoised value is checked to follow its
+input: a value cached for one request, identity or key is never served for another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attquic import profile
+from attquic.ea.authenticator import (
+    AuthenticatorKeys,
+    _encode_certificate,
+    build_authenticator,
+    certificate_verify_content,
+    complete_authenticator,
+    finished_verify_data,
+)
+from attquic.ea.identity import SigningIdentity, generate_self_signed
+from attquic.ea.messages import (
+    AuthenticatorRequest,
+    CertificateEntry,
+    CertificateMessage,
+    Extension,
+    decode_signature_schemes,
+    signature_algorithms_extension,
+)
+from attquic.ea.schemes import ECDSA_SECP256R1_SHA256, sign
+from attquic.errors import ConfigurationError
+from tests.test_ea_authenticator import self_signed
+
+CMW = profile.CMW_ATTESTATION_EXTENSION
+
+
+@pytest.fixture(scope="module")
+def identity() -> SigningIdentity:
+    return generate_self_signed("p256")
+
+
+@pytest.fixture(scope="module")
+def chained() -> SigningIdentity:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = SigningIdentity(root_key, (self_signed(root_key, ca=True),))
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    middle_key = ec.generate_private_key(ec.SECP256R1())
+    middle = self_signed(middle_key, issuer=root, ca=True)
+    return SigningIdentity(leaf_key, (self_signed(leaf_key, issuer=root), middle, root.leaf))
+
+
+def reference_certificate(
+    context: bytes, identity: SigningIdentity, extensions: tuple[Extension, ...]
+) -> bytes:
+    der = identity.chain_der
+    entries = [CertificateEntry(der[0], extensions)]
+    entries += [CertificateEntry(d) for d in der[1:]]
+    return CertificateMessage(context, tuple(entries)).encode()
+
+
+# --- the Certificate message of a local identity ---------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    context=st.binary(max_size=255),
+    extensions=st.lists(
+        st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=300)),
+        max_size=4,
+        unique_by=lambda e: e[0],
+    ),
+)
+def test_certificate_encoding_equals_the_message_codec(
+    identity: SigningIdentity,
+    chained: SigningIdentity,
+    context: bytes,
+    extensions: list[tuple[int, bytes]],
+) -> None:
+    leaf_extensions = tuple(Extension(t, d) for t, d in extensions)
+    for who in (identity, chained):
+        encoded = _encode_certificate(context, who, leaf_extensions)
+        assert encoded == reference_certificate(context, who, leaf_extensions)
+        decoded = CertificateMessage.decode(encoded)
+        assert decoded.entries[0].extensions == leaf_extensions
+        assert [e.cert_data for e in decoded.entries] == list(who.chain_der)
+
+
+def test_certificate_encoding_keeps_the_codec_errors(identity: SigningIdentity) -> None:
+    with pytest.raises(ConfigurationError, match="duplicate"):
+        _encode_certificate(b"", identity, (Extension(CMW, b"a"), Extension(CMW, b"b")))
+    with pytest.raises(ConfigurationError, match="255"):
+        _encode_certificate(bytes(256), identity, ())
+    with pytest.raises(ConfigurationError, match="65535"):
+        _encode_certificate(b"", identity, tuple(Extension(t, bytes(40000)) for t in (1, 2)))
+
+
+def test_identity_entries_follow_the_identity(
+    identity: SigningIdentity, chained: SigningIdentity
+) -> None:
+    """Each identity caches its own chain: two identities never share encoded entries."""
+    other = generate_self_signed("p256")
+    a = _encode_certificate(b"ctx", identity, ())
+    b = _encode_certificate(b"ctx", other, ())
+    c = _encode_certificate(b"ctx", chained, ())
+    assert len({a, b, c}) == 3
+    assert a == reference_certificate(b"ctx", identity, ())
+    assert b == reference_certificate(b"ctx", other, ())
+    assert c == reference_certificate(b"ctx", chained, ())
+
+
+# --- the running transcript ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_complete_authenticator_equals_the_rfc_formulas(
+    identity: SigningIdentity, hash_name: str
+) -> None:
+    size = hashlib.new(hash_name).digest_size
+    keys = AuthenticatorKeys(hash_name, os.urandom(size), os.urandom(size))
+    request = AuthenticatorRequest(
+        17, os.urandom(32), (signature_algorithms_extension([0x0403]), Extension(CMW))
+    ).encode()
+    certificate = _encode_certificate(b"\x01" * 32, identity, (Extension(CMW, b"\x00\x01x"),))
+    seen: list[bytes] = []
+
+    def signer(content: bytes) -> bytes:
+        seen.append(content)
+        return b"signature"
+
+    out = complete_authenticator(keys, request, certificate, 0x0403, signer)
+    assert seen == [
+        certificate_verify_content(hash_name, keys.handshake_context, request, certificate)
+    ]
+    certificate_verify = bytes((15,)) + (2 + 2 + 9).to_bytes(3, "big") + b"\x04\x03\x00\x09"
+    certificate_verify += b"signature"
+    verify_data = finished_verify_data(
+        hash_name,
+        keys.finished_key,
+        keys.handshake_context,
+        request,
+        certificate,
+        certificate_verify,
+    )
+    finished = bytes((20,)) + size.to_bytes(3, "big") + verify_data
+    assert out == certificate + certificate_verify + finished
+    # build_authenticator is the same with the identity's Certificate
+    built = build_authenticator(keys, request, b"\x01" * 32, identity, 0x0403, ())
+    assert built.startswith(_encode_certificate(b"\x01" * 32, identity, ()))
+
+
+# --- requests decoded once -------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    msg_type=st.sampled_from([13, 17]),
+    context=st.binary(max_size=255),
+    schemes=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20, unique=True),
+    cert_schemes=st.none() | st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=5, unique=True),
+    extra=st.lists(st.integers(0x10, 0xFFFF), max_size=3, unique=True),
+)
+def test_decoded_request_caches_equal_a_fresh_computation(
+    msg_type: int,
+    context: bytes,
+    schemes: list[int],
+    cert_schemes: list[int] | None,
+    extra: list[int],
+) -> None:
+    extensions = [signature_algorithms_extension(schemes)]
+    if cert_schemes is not None:
+        extensions.append(
+            signature_algorithms_extension(cert_schemes, profile.EXT_SIGNATURE_ALGORITHMS_CERT)
+        )
+    extensions += [Extension(t, b"x") for t in extra if t not in (0x0d, 0x32)]
+    original = AuthenticatorRequest(msg_type, context, tuple(extensions))
+    data = original.encode()
+    decoded = AuthenticatorRequest.decode(data)
+    fresh = AuthenticatorRequest(decoded.msg_type, decoded.context, decoded.extensions)
+    assert decoded == original == fresh
+    assert decoded.encode() == fresh.encode() == data
+    assert decoded.signature_schemes == fresh.signature_schemes == tuple(schemes)
+    assert decoded.extension_types == fresh.extension_types
+    # a request without signature_algorithms offers no scheme, decoded or built
+    bare = AuthenticatorRequest(msg_type, context, (Extension(CMW),))
+    assert AuthenticatorRequest.decode(bare.encode()).signature_schemes == ()
+    assert bare.signature_schemes == ()
+
+
+def test_request_caches_are_per_request() -> None:
+    a = AuthenticatorRequest(17, b"a", (signature_algorithms_extension([0x0403]),))
+    b = AuthenticatorRequest(17, b"b", (signature_algorithms_extension([0x0804, 0x0403]),))
+    for request in (a, b, a, b):
+        assert AuthenticatorRequest.decode(request.encode()) == request
+    assert a.encode() != b.encode()
+    assert (a.signature_schemes, b.signature_schemes) == ((0x0403,), (0x0804, 0x0403))
+    body_only = AuthenticatorRequest.decode(a.encode_body(), with_header=False, msg_type=17)
+    assert body_only.encode() == a.encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=40))
+def test_signature_scheme_decoding_equals_the_field_by_field_reading(data: bytes) -> None:
+    framed = len(data).to_bytes(2, "big") + data
+    if not data or len(data) % 2:
+        with pytest.raises(Exception, match="invalid length"):
+            decode_signature_schemes(framed)
+        return
+    expected = tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    assert decode_signature_schemes(framed) == expected
+
+
+def test_sign_is_unchanged(identity: SigningIdentity) -> None:
+    """(The scheme objects are shared across calls; signatures still verify per content.)"""
+    from attquic.ea.schemes import verify
+
+    key = identity.private_key
+    for content in (b"a", b"b"):
+        verify(identity.leaf.public_key(), ECDSA_SECP256R1_SHA256, sign(key, 0x0403, content), content)  # type: ignore[arg-type]
