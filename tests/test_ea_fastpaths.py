@@ -223,3 +223,40 @@ def test_sign_is_unchanged(identity: SigningIdentity) -> None:
     key = identity.private_key
     for content in (b"a", b"b"):
         verify(identity.leaf.public_key(), ECDSA_SECP256R1_SHA256, sign(key, 0x0403, content), content)  # type: ignore[arg-type]
+
+
+# --- authenticators split once ---------------------------------------------------------------
+
+
+def _framed(msg_type: int, body: bytes) -> bytes:
+    return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=30),
+        st.lists(
+            st.tuples(st.sampled_from([11, 15, 20, 13, 0]), st.binary(max_size=12)), max_size=4
+        ).map(lambda ms: b"".join(_framed(t, b) for t, b in ms)),
+    ),
+    cut=st.integers(0, 3),
+)
+def test_handshake_spans_equal_split_handshake_messages(data: bytes, cut: int) -> None:
+    """Same accepted inputs, same messages, same errors (truncations included)."""
+    from attquic.ea.messages import handshake_spans, split_handshake_messages
+    from attquic.errors import EADecodeError
+
+    for candidate in (data, data[: len(data) - cut]):
+        try:
+            expected = split_handshake_messages(candidate)
+        except EADecodeError as exc:
+            with pytest.raises(EADecodeError) as caught:
+                handshake_spans(candidate)
+            assert str(caught.value) == str(exc)
+            continue
+        spans = handshake_spans(candidate)
+        assert [(t, candidate[s + 4 : e]) for t, s, e in spans] == [
+            (m.msg_type, m.body) for m in expected
+        ]
+        assert spans[-1][2] == len(candidate)

@@ -40,6 +40,7 @@ from typing import NoReturn
 from cryptography import x509
 
 from attquic import profile
+from attquic._wire import Reader
 from attquic.ea.identity import SigningIdentity, spki_der, spki_der_of
 from attquic.ea.messages import (
     Authenticator,
@@ -48,10 +49,11 @@ from attquic.ea.messages import (
     CertificateVerifyMessage,
     Extension,
     FinishedMessage,
+    HandshakeMessage,
     Role,
     encode_extensions,
+    handshake_spans,
     signature_algorithms_extension,
-    split_handshake_messages,
 )
 from attquic.ea.schemes import (
     DEFAULT_SIGNATURE_SCHEMES,
@@ -310,30 +312,33 @@ class _Received:
 
 def _receive(data: bytes, hash_name: str, *, spontaneous: bool = False) -> _Received:
     """Split and decode ``data`` once (check 1 of :func:`check_authenticator`)."""
-    messages = split_handshake_messages(data)
-    types = [message.msg_type for message in messages]
+    data = bytes(data)
+    spans = handshake_spans(data)
+    types = [msg_type for msg_type, _, _ in spans]
     if spontaneous and types == [profile.HS_FINISHED]:
         raise UnexpectedMessage("an empty authenticator cannot be spontaneous")
     if not Authenticator.is_valid_sequence(types):
-        names = ", ".join(message.name for message in messages)
+        names = ", ".join(HandshakeMessage(msg_type, b"").name for msg_type in types)
         expected = "" if spontaneous else " or [Finished]"
         raise UnexpectedMessage(
             f"expected [Certificate, CertificateVerify, Finished]{expected}, got [{names}]"
         )
     hash_length = _hash_length(hash_name)
-    if len(messages) == 1:
+    if len(spans) == 1:
         finished = FinishedMessage.decode(data, hash_length=hash_length)
         return _Received(None, None, finished, b"", b"")
-    # split_handshake_messages checked the framing: each message is its 4-byte header + body
-    certificate_end = 4 + len(messages[0].body)
-    verify_end = certificate_end + 4 + len(messages[1].body)
-    certificate_bytes = data[:certificate_end]
+    # handshake_spans checked the framing: each message is its 4-byte header + body
+    certificate_end = spans[0][2]
+    verify_end = spans[1][2]
+    certificate = CertificateMessage._decode_body(
+        Reader(data[4:certificate_end], EADecodeError)
+    )
     certificate_verify_bytes = data[certificate_end:verify_end]
     return _Received(
-        CertificateMessage.decode(certificate_bytes),
+        certificate,
         CertificateVerifyMessage.decode(certificate_verify_bytes),
         FinishedMessage.decode(data[verify_end:], hash_length=hash_length),
-        certificate_bytes,
+        data[:certificate_end],
         certificate_verify_bytes,
     )
 

@@ -40,6 +40,7 @@ __all__ = [
     "decode_signature_schemes",
     "encode_extensions",
     "extension_name",
+    "handshake_spans",
     "signature_algorithms_extension",
     "split_handshake_messages",
 ]
@@ -207,6 +208,25 @@ def split_handshake_messages(data: bytes) -> tuple[HandshakeMessage, ...]:
     return tuple(messages)
 
 
+def handshake_spans(data: bytes) -> list[tuple[int, int, int]]:
+    """``(msg_type, start, end)`` of each framed message in ``data`` (its header at ``start``,
+    its body at ``start + 4 .. end``): :func:`split_handshake_messages` without copying the
+    bodies, accepting and rejecting exactly the same inputs with the same errors."""
+    spans: list[tuple[int, int, int]] = []
+    size = len(data)
+    start = 0
+    while start < size:
+        end = start + 4 + int.from_bytes(data[start + 1 : start + 4], "big")
+        if start + 4 > size or end > size:
+            split_handshake_messages(data)  # raises its exact EADecodeError
+            raise EADecodeError("truncated handshake message")  # pragma: no cover
+        spans.append((data[start], start, end))
+        start = end
+    if not spans:
+        split_handshake_messages(data)  # raises its exact EADecodeError
+    return spans
+
+
 def _unframe(data: bytes, expected_type: int) -> Reader:
     """A reader over the body of the single ``expected_type`` message that ``data`` holds."""
     reader = Reader(data, EADecodeError)
@@ -357,7 +377,11 @@ class CertificateMessage:
 
     @classmethod
     def decode(cls, data: bytes) -> CertificateMessage:
-        body = _unframe(data, profile.HS_CERTIFICATE)
+        return cls._decode_body(_unframe(data, profile.HS_CERTIFICATE))
+
+    @classmethod
+    def _decode_body(cls, body: Reader) -> CertificateMessage:
+        """Decode from a reader over exactly the message body (after its 4-byte header)."""
         context = body.vec8("certificate_request_context")
         entries_reader = Reader(body.vec24("certificate_list"), EADecodeError)
         body.expect_end("Certificate")

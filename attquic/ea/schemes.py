@@ -131,6 +131,11 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[int, ...] = SUPPORTED_SIGNATURE_SCHEMES
 
 _RSA_PKCS1_ENCRYPTION_OID = x509.ObjectIdentifier("1.2.840.113549.1.1.1")
 
+# Signature algorithm parameters are immutable: built once per scheme, not per signature.
+_ECDSA_ALGORITHMS: dict[int, ec.ECDSA] = {
+    scheme: ec.ECDSA(hash_cls()) for scheme, (_, hash_cls) in _ECDSA.items()
+}
+
 
 def scheme_name(scheme: int) -> str:
     """``"ecdsa_secp256r1_sha256 (0x0403)"``-style label for messages and the CLI."""
@@ -224,7 +229,7 @@ def sign(private_key: PrivateKey, scheme: int, data: bytes) -> bytes:
             f"cannot sign {scheme_name(scheme)} with a {key_description(private_key)}"
         )
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return private_key.sign(data, ec.ECDSA(_ECDSA[scheme][1]()))
+        return private_key.sign(data, _ECDSA_ALGORITHMS[scheme])
     if isinstance(private_key, rsa.RSAPrivateKey):
         hash_cls = _RSA_PSS_RSAE[scheme]
         return private_key.sign(data, _pss(hash_cls), hash_cls())
@@ -243,7 +248,7 @@ def verify(public_key: PublicKey, scheme: int, signature: bytes, data: bytes) ->
         )
     try:
         if isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(signature, data, ec.ECDSA(_ECDSA[scheme][1]()))
+            public_key.verify(signature, data, _ECDSA_ALGORITHMS[scheme])
         elif isinstance(public_key, rsa.RSAPublicKey):
             hash_cls = _RSA_PSS_RSAE[scheme]
             public_key.verify(signature, data, _pss(hash_cls), hash_cls())
