@@ -150,6 +150,8 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame]:
+        if not self._buffer:
+            return self._feed_fresh(bytes(data))
         self._buffer += data
         frames: list[Frame] = []
         while self._buffer:
@@ -167,13 +169,50 @@ class FrameDecoder:
             frames.append(_decode_payload(frame_type, payload))
         return frames
 
+    def _feed_fresh(self, data: bytes) -> list[Frame]:
+        """:meth:`feed` with nothing buffered: whole frames are read from ``data`` in place
+        (the usual case, a frame per read), and only an incomplete tail is buffered."""
+        frames: list[Frame] = []
+        pos = 0
+        size = len(data)
+        while pos < size:
+            header = _parse_header(data, pos)
+            if header is None:
+                break
+            frame_type, length, start = header
+            if length > self._max:
+                self._buffer += data[pos:]  # as feed() would hold it (at most a header)
+                raise FrameError(f"control frame of {length} bytes exceeds the {self._max} bound")
+            end = start + length
+            if end > size:
+                break
+            pos = end
+            frames.append(_decode_payload(frame_type, data[start:end]))
+        if pos < size:
+            self._buffer += data[pos:]
+        return frames
 
-def _parse_header(data: bytes) -> tuple[int, int, int] | None:
-    """(type, length, header size) if ``data`` holds a whole frame header, else None."""
-    reader = Reader(data, FrameError)
-    try:
-        frame_type = reader.varint()
-        length = reader.varint()
-    except FrameError:
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int] | None:
+    """The QUIC varint at ``data[pos:]`` and the offset after it, or None if incomplete."""
+    if pos >= len(data):
+        return None
+    first = data[pos]
+    end = pos + (1 << (first >> 6))
+    if end > len(data):
+        return None
+    value = first & 0x3F
+    for byte in data[pos + 1 : end]:
+        value = (value << 8) | byte
+    return value, end
+
+
+def _parse_header(data: bytes, pos: int = 0) -> tuple[int, int, int] | None:
+    """(type, length, offset of the payload) if ``data[pos:]`` holds a whole frame header."""
+    frame_type = _varint_at(data, pos)
+    if frame_type is None:
         return None  # incomplete header: wait for more bytes
-    return frame_type, length, reader.position
+    length = _varint_at(data, frame_type[1])
+    if length is None:
+        return None
+    return frame_type[0], length[0], length[1]

@@ -11,6 +11,8 @@ import hashlib
 import os
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ from attquic.ea.authenticator import (
     complete_authenticator,
     finished_verify_data,
 )
-from attquic.ea.identity import SigningIdentity, generate_self_signed
+from attquic.ea.identity import SigningIdentity, generate_self_signed, spki_der
 from attquic.ea.messages import (
     AuthenticatorRequest,
     CertificateEntry,
@@ -33,7 +35,7 @@ from attquic.ea.messages import (
     signature_algorithms_extension,
 )
 from attquic.ea.schemes import ECDSA_SECP256R1_SHA256, sign
-from attquic.errors import ConfigurationError
+from attquic.errors import BadSignature, ConfigurationError
 from tests.test_ea_authenticator import self_signed
 
 CMW = profile.CMW_ATTESTATION_EXTENSION
@@ -46,8 +48,6 @@ def identity() -> SigningIdentity:
 
 @pytest.fixture(scope="module")
 def chained() -> SigningIdentity:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     root_key = ec.generate_private_key(ec.SECP256R1())
     root = SigningIdentity(root_key, (self_signed(root_key, ca=True),))
     leaf_key = ec.generate_private_key(ec.SECP256R1())
@@ -178,7 +178,7 @@ def test_decoded_request_caches_equal_a_fresh_computation(
         extensions.append(
             signature_algorithms_extension(cert_schemes, profile.EXT_SIGNATURE_ALGORITHMS_CERT)
         )
-    extensions += [Extension(t, b"x") for t in extra if t not in (0x0d, 0x32)]
+    extensions += [Extension(t, b"x") for t in extra if t not in (0x0D, 0x32)]
     original = AuthenticatorRequest(msg_type, context, tuple(extensions))
     data = original.encode()
     decoded = AuthenticatorRequest.decode(data)
@@ -216,13 +216,17 @@ def test_signature_scheme_decoding_equals_the_field_by_field_reading(data: bytes
     assert decode_signature_schemes(framed) == expected
 
 
-def test_sign_is_unchanged(identity: SigningIdentity) -> None:
-    """(The scheme objects are shared across calls; signatures still verify per content.)"""
+def test_shared_ecdsa_parameters_sign_and_verify_per_content(identity: SigningIdentity) -> None:
     from attquic.ea.schemes import verify
 
     key = identity.private_key
+    public = identity.leaf.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
     for content in (b"a", b"b"):
-        verify(identity.leaf.public_key(), ECDSA_SECP256R1_SHA256, sign(key, 0x0403, content), content)  # type: ignore[arg-type]
+        signature = sign(key, ECDSA_SECP256R1_SHA256, content)
+        verify(public, ECDSA_SECP256R1_SHA256, signature, content)
+        with pytest.raises(BadSignature):
+            verify(public, ECDSA_SECP256R1_SHA256, signature, content + b"!")
 
 
 # --- authenticators split once ---------------------------------------------------------------
@@ -260,3 +264,46 @@ def test_handshake_spans_equal_split_handshake_messages(data: bytes, cut: int) -
             (m.msg_type, m.body) for m in expected
         ]
         assert spans[-1][2] == len(candidate)
+
+
+# --- certificates remembered by their DER ----------------------------------------------------
+
+
+def test_certificate_cache_serves_only_the_same_bytes(
+    identity: SigningIdentity, chained: SigningIdentity
+) -> None:
+    from attquic.ea import authenticator as ea
+
+    a, b = identity.chain_der[0], chained.chain_der[0]
+    first = ea._load_certificate(a)
+    assert ea._load_certificate(bytes(a)) is first  # equal bytes, another object: same parse
+    other = ea._load_certificate(b)
+    assert other is not first
+    assert first.public_bytes(serialization.Encoding.DER) == a
+    assert other.public_bytes(serialization.Encoding.DER) == b
+    assert ea._leaf_spki(a) == spki_der(identity.leaf)
+    assert ea._leaf_spki(b) == spki_der(chained.leaf)
+    assert ea._leaf_spki(a) != ea._leaf_spki(b)
+
+
+def test_certificate_cache_is_bounded_and_remembers_no_failure() -> None:
+    from attquic.ea import authenticator as ea
+    from attquic.errors import EADecodeError
+
+    for _ in range(2):  # a malformed certificate fails every time
+        with pytest.raises(EADecodeError, match="not a DER X"):
+            ea._parse_certificates(CertificateMessage(b"", (CertificateEntry(b"\x30\x00"),)))
+    for _ in range(ea.CERTIFICATE_CACHE_SIZE + 5):
+        ea._load_certificate(generate_self_signed("p256").chain_der[0])
+    assert ea._load_remembered.cache_info().currsize <= ea.CERTIFICATE_CACHE_SIZE
+    # past the size bound a certificate is parsed each time and not remembered
+    big = generate_self_signed("p256", common_name="x" * 60)
+    der = big.chain_der[0]
+    before = ea._load_remembered.cache_info()
+    original = ea.MAX_CACHED_CERTIFICATE_SIZE
+    try:
+        ea.MAX_CACHED_CERTIFICATE_SIZE = len(der) - 1  # type: ignore[misc]
+        assert ea._load_certificate(der) is not ea._load_certificate(der)
+    finally:
+        ea.MAX_CACHED_CERTIFICATE_SIZE = original  # type: ignore[misc]
+    assert ea._load_remembered.cache_info().currsize == before.currsize

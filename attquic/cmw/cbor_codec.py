@@ -83,17 +83,22 @@ class _Decoder:
     # low level
 
     def _take(self, n: int, what: str) -> bytes:
-        if n > len(self._data) - self._pos:
+        pos = self._pos
+        end = pos + n
+        if end > len(self._data):
             raise MalformedEncoding(
-                f"truncated {what}: need {n} bytes at offset {self._pos}, "
-                f"have {len(self._data) - self._pos}"
+                f"truncated {what}: need {n} bytes at offset {pos}, have {len(self._data) - pos}"
             )
-        out = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        self._pos = end
+        return self._data[pos:end]
 
     def _head(self, what: str) -> _Head:
-        initial = self._take(1, what)[0]
+        data = self._data
+        pos = self._pos
+        if pos >= len(data):
+            self._take(1, what)  # raises
+        initial = data[pos]
+        self._pos = pos + 1
         major, info = initial >> 5, initial & 0x1F
         if info < 24:
             return _Head(major, info)
@@ -260,7 +265,19 @@ def decode_cbor(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> CMW:
 # --- encoding --------------------------------------------------------------------------------
 
 
+# One-byte heads (argument < 24) of every major type, built once.
+_SHORT_HEADS: Final = tuple(
+    tuple(bytes(((major << 5) | argument,)) for argument in range(24)) for major in range(8)
+)
+
+
 def _head(major: int, argument: int) -> bytes:
+    if 0 <= argument < 24:
+        return _SHORT_HEADS[major][argument]
+    if 0 <= argument < 0x10000:
+        if argument < 0x100:
+            return bytes(((major << 5) | 24, argument))
+        return bytes(((major << 5) | 25, argument >> 8, argument & 0xFF))
     if argument < 24:
         return bytes([(major << 5) | argument])
     for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):

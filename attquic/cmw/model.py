@@ -122,7 +122,20 @@ _URI = re.compile(rf"[A-Za-z][A-Za-z0-9+\-.]*+:{_URI_CHAR}*+(?:#{_URI_CHAR}*+)?+
 
 def is_valid_media_type(value: object) -> bool:
     """True if ``value`` is a Content-Type string (RFC 9110 media-type with parameters)."""
-    return isinstance(value, str) and _MEDIA_TYPE.fullmatch(value) is not None
+    if type(value) is str and value in _VALID_MEDIA_TYPES:  # exact str: no subclass hashing
+        return True
+    if not isinstance(value, str) or _MEDIA_TYPE.fullmatch(value) is None:
+        return False
+    if type(value) is str and len(_VALID_MEDIA_TYPES) < _MAX_REMEMBERED_MEDIA_TYPES:
+        _VALID_MEDIA_TYPES.add(value)
+    return True
+
+
+#: Media types that matched: every record of an exchange carries one of a handful, and the
+#: regular expression costs more than the rest of a record's checks. Bounded: a peer sending
+#: ever new types only costs the match for those past the bound.
+_VALID_MEDIA_TYPES: set[str] = set()
+_MAX_REMEMBERED_MEDIA_TYPES: Final = 256
 
 
 def is_valid_collection_type(value: object) -> bool:

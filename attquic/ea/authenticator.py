@@ -35,7 +35,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from cryptography import x509
 
@@ -274,11 +274,44 @@ def build_empty_authenticator(keys: AuthenticatorKeys, request: bytes, context: 
     return FinishedMessage(verify_data).encode()
 
 
+#: Certificates parsed from authenticators are remembered by their exact DER bytes, so a peer
+#: that authenticates again (another connection, a re-attestation) with the same chain costs a
+#: dictionary lookup instead of a parse, and its key and extensions, which cryptography keeps
+#: on the certificate object once read, are not decoded again either. Parsing is a pure
+#: function of the bytes and certificate objects are immutable; failures are not remembered.
+#: Process-wide and bounded: at most CERTIFICATE_CACHE_SIZE certificates of at most
+#: MAX_CACHED_CERTIFICATE_SIZE bytes each (larger ones are parsed every time).
+CERTIFICATE_CACHE_SIZE: Final = 32
+MAX_CACHED_CERTIFICATE_SIZE: Final = 16 * 1024
+
+
+@functools.lru_cache(maxsize=CERTIFICATE_CACHE_SIZE)
+def _load_remembered(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+@functools.lru_cache(maxsize=CERTIFICATE_CACHE_SIZE)
+def _spki_remembered(der: bytes) -> bytes:
+    return spki_der_of(der)
+
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    if type(der) is bytes and len(der) <= MAX_CACHED_CERTIFICATE_SIZE:
+        return _load_remembered(der)
+    return x509.load_der_x509_certificate(der)
+
+
+def _leaf_spki(der: bytes) -> bytes:
+    if type(der) is bytes and len(der) <= MAX_CACHED_CERTIFICATE_SIZE:
+        return _spki_remembered(der)
+    return spki_der_of(der)
+
+
 def _parse_certificates(certificate: CertificateMessage) -> tuple[x509.Certificate, ...]:
     chain: list[x509.Certificate] = []
     for index, entry in enumerate(certificate.entries):
         try:
-            chain.append(x509.load_der_x509_certificate(entry.cert_data))
+            chain.append(_load_certificate(entry.cert_data))
         except Exception:  # ValueError, x509.InvalidVersion, ...: any parse failure fails closed
             raise EADecodeError(
                 f"certificate entry {index} is not a DER X.509 certificate"
@@ -330,9 +363,7 @@ def _receive(data: bytes, hash_name: str, *, spontaneous: bool = False) -> _Rece
     # handshake_spans checked the framing: each message is its 4-byte header + body
     certificate_end = spans[0][2]
     verify_end = spans[1][2]
-    certificate = CertificateMessage._decode_body(
-        Reader(data[4:certificate_end], EADecodeError)
-    )
+    certificate = CertificateMessage._decode_body(Reader(data[4:certificate_end], EADecodeError))
     certificate_verify_bytes = data[certificate_end:verify_end]
     return _Received(
         certificate,
@@ -495,7 +526,7 @@ class ValidatedAuthenticator:
     def spki_der(self) -> bytes:
         """DER SubjectPublicKeyInfo of the leaf, as in the certificate (the binder's input)."""
         if self.leaf_der is not None:
-            return spki_der_of(self.leaf_der)
+            return _leaf_spki(self.leaf_der)
         return spki_der(self.leaf)
 
     @property
