@@ -16,6 +16,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives import hashes
 
 from attquic import profile
+from attquic._memo import memoized_property
 from attquic._wire import u16, vec8
 
 __all__ = [
@@ -79,6 +80,19 @@ class _HmacKey:
         return outer.digest()
 
 
+def _hmac_once(key: bytes, msg: bytes, hash_name: str) -> bytes:
+    """``hmac.digest(key, msg, hash_name)`` for a key used once (no pad states kept)."""
+    new = _CONSTRUCTORS.get(hash_name)
+    if new is None:
+        return hmac.digest(key, msg, hash_name)
+    block = _BLOCK_SIZES[hash_name]
+    if len(key) > block:
+        key = new(key).digest()
+    padded = int.from_bytes(key, "big") << (8 * (block - len(key)))
+    inner = new((padded ^ _ipad(block)).to_bytes(block, "big") + msg).digest()
+    return new((padded ^ _opad(block)).to_bytes(block, "big") + inner).digest()
+
+
 @functools.cache
 def _ipad(block: int) -> int:
     return int.from_bytes(b"\x36" * block, "big")
@@ -93,6 +107,7 @@ _CONSTRUCTORS: dict[str, Callable[..., hashlib._Hash]] = {
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
 }
+_BLOCK_SIZES = {name: new().block_size for name, new in _CONSTRUCTORS.items()}
 
 
 def _hkdf_expand_with(mac: _HmacKey, digest_size: int, info: bytes, length: int) -> bytes:
@@ -124,10 +139,16 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
 
 def _label_info(label: bytes, context: bytes, length: int) -> bytes:
     """The HkdfLabel structure (RFC 8446 §7.1): ``uint16 length ‖ "tls13 " label ‖ context``."""
-    full = b"tls13 " + label
-    if len(full) > 255 or len(context) > 255 or not 0 <= length <= 0xFFFF:
-        return u16(length) + vec8(full) + vec8(context)  # raises the codec's OverflowError
-    return length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+    if len(context) > 255:
+        return u16(length) + vec8(b"tls13 " + label) + vec8(context)  # raises OverflowError
+    return _label_prefix(bytes(label), length) + bytes((len(context),)) + context
+
+
+@functools.lru_cache(maxsize=64)
+def _label_prefix(label: bytes, length: int) -> bytes:
+    """``uint16 length ‖ opaque label<7..255>`` of an HkdfLabel: the same few labels and lengths
+    come back on every connection (remembered by their exact value; bounded)."""
+    return u16(length) + vec8(b"tls13 " + label)
 
 
 def hkdf_expand_label(
@@ -196,7 +217,7 @@ class ExporterSecret:
     def algorithm(self) -> hashes.HashAlgorithm:
         return hash_algorithm(self.hash_name)
 
-    @functools.cached_property
+    @memoized_property
     def _secret_mac(self) -> _HmacKey:
         """HMAC under the exporter master secret, its pads hashed once per connection."""
         return _HmacKey(self.secret, self.hash_name)
@@ -212,9 +233,10 @@ class ExporterSecret:
             self._secret_mac, size, _label_info(label, _EMPTY_DIGESTS[name], size), size
         )
         context_hash = _CONSTRUCTORS[name](context).digest() if context else _EMPTY_DIGESTS[name]
-        return _hkdf_expand_with(
-            _HmacKey(per_label, name), size, _label_info(b"exporter", context_hash, length), length
-        )
+        info = _label_info(b"exporter", context_hash, length)
+        if length <= size:  # one block (every RFC 9261 and binder export)
+            return _hmac_once(per_label, info + b"\x01", name)[:length]
+        return _hkdf_expand_with(_HmacKey(per_label, name), size, info, length)
 
 
 @dataclass(frozen=True)

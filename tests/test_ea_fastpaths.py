@@ -307,3 +307,25 @@ def test_certificate_cache_is_bounded_and_remembers_no_failure() -> None:
     finally:
         ea.MAX_CACHED_CERTIFICATE_SIZE = original  # type: ignore[misc]
     assert ea._load_remembered.cache_info().currsize == before.currsize
+
+
+def test_memoized_property_is_per_instance_and_computed_once() -> None:
+    from attquic._memo import memoized_property
+
+    calls: list[int] = []
+
+    class Box:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        @memoized_property
+        def doubled(self) -> int:
+            """Twice the value."""
+            calls.append(self.value)
+            return 2 * self.value
+
+    a, b = Box(1), Box(5)
+    assert (a.doubled, b.doubled, a.doubled, b.doubled) == (2, 10, 2, 10)
+    assert calls == [1, 5]
+    assert isinstance(Box.doubled, memoized_property)
+    assert Box.doubled.__doc__ == "Twice the value."

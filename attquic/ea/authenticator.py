@@ -40,6 +40,7 @@ from typing import Final, NoReturn
 from cryptography import x509
 
 from attquic import profile
+from attquic._memo import memoized_property
 from attquic._wire import Reader
 from attquic.ea.identity import SigningIdentity, spki_der, spki_der_of
 from attquic.ea.messages import (
@@ -522,7 +523,7 @@ class ValidatedAuthenticator:
         """The leaf entry's extension of this type, if present."""
         return self.certificate.entries[0].extension(extension_type)
 
-    @functools.cached_property
+    @memoized_property
     def spki_der(self) -> bytes:
         """DER SubjectPublicKeyInfo of the leaf, as in the certificate (the binder's input)."""
         if self.leaf_der is not None:

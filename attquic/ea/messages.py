@@ -14,12 +14,12 @@ signature, Finished) is checked by :mod:`attquic.ea.authenticator`.
 from __future__ import annotations
 
 import enum
-import functools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from attquic import profile
+from attquic._memo import memoized_property
 from attquic._wire import Reader, u8, u16, vec8, vec16, vec24
 from attquic.errors import ConfigurationError, EADecodeError
 
@@ -276,7 +276,7 @@ class AuthenticatorRequest:
         """The full handshake message, header included (what RFC 9261 transcripts hash)."""
         return self._encoded
 
-    @functools.cached_property
+    @memoized_property
     def _encoded(self) -> bytes:
         # Encoded once: both sides hash the request into every transcript. A decoded request
         # starts with the bytes it came from (strict decoding makes them its only encoding).
@@ -323,12 +323,12 @@ class AuthenticatorRequest:
         """The extension of this type, if the request carries it."""
         return _find(self.extensions, extension_type)
 
-    @functools.cached_property
+    @memoized_property
     def extension_types(self) -> frozenset[int]:
         """Types of every extension offered (what a Certificate may carry in its entries)."""
         return frozenset(extension.type for extension in self.extensions)
 
-    @functools.cached_property
+    @memoized_property
     def signature_schemes(self) -> tuple[int, ...]:
         """Schemes in ``signature_algorithms`` (0x000d), in the requester's order; () if absent."""
         extension = self.extension(profile.EXT_SIGNATURE_ALGORITHMS)
