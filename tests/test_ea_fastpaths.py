@@ -329,3 +329,51 @@ def test_memoized_property_is_per_instance_and_computed_once() -> None:
     assert calls == [1, 5]
     assert isinstance(Box.doubled, memoized_property)
     assert Box.doubled.__doc__ == "Twice the value."
+
+
+def test_remembered_request_extensions_follow_the_bytes() -> None:
+    from attquic.ea import messages
+    from attquic.errors import EADecodeError
+
+    small = AuthenticatorRequest(17, b"a", (signature_algorithms_extension([0x0403]),))
+    other = AuthenticatorRequest(17, b"a", (signature_algorithms_extension([0x0804]),))
+    large = AuthenticatorRequest(
+        17, b"a", (signature_algorithms_extension([0x0403]), Extension(CMW, bytes(2000)))
+    )
+    for request in (small, other, large, small, other, large):
+        decoded = AuthenticatorRequest.decode(request.encode())
+        assert decoded.extensions == request.extensions
+        assert decoded.signature_schemes == request.signature_schemes
+    before = messages._remembered_request_extensions.cache_info().currsize
+    # a duplicated extension fails every time (failures are not remembered)
+    ext = Extension(CMW).encode()
+    block = (2 * len(ext)).to_bytes(2, "big") + ext + ext
+    bad = bytes((17,)) + (2 + len(block)).to_bytes(3, "big") + b"\x00" + block
+    for _ in range(2):
+        with pytest.raises(EADecodeError, match="duplicate"):
+            AuthenticatorRequest.decode(bad)
+    assert messages._remembered_request_extensions.cache_info().currsize == before
+
+
+def test_request_keeps_failing_before_spending_a_context() -> None:
+    from attquic.ea.authenticator import ExportedAuthenticators
+    from attquic.ea.messages import Role
+    from attquic.keyschedule import ExporterSecret
+
+    contexts: list[bytes] = []
+
+    def random_bytes(n: int) -> bytes:
+        contexts.append(os.urandom(n))
+        return contexts[-1]
+
+    ea = ExportedAuthenticators(
+        ExporterSecret("sha256", bytes(32)), Role.CLIENT, random_bytes=random_bytes
+    )
+    with pytest.raises(ConfigurationError, match="duplicate"):
+        ea.request(extensions=[Extension(CMW), Extension(CMW, b"x")])
+    assert contexts == []
+    first = ea.request(extensions=[Extension(CMW)], signature_schemes=[0x0403])
+    second = ea.request(extensions=[Extension(CMW)])
+    assert first.signature_schemes == (0x0403,)
+    assert second.signature_schemes != first.signature_schemes
+    assert len(contexts) == 2

@@ -52,6 +52,7 @@ from attquic.ea.messages import (
     FinishedMessage,
     HandshakeMessage,
     Role,
+    check_unique_extensions,
     encode_extensions,
     handshake_spans,
     signature_algorithms_extension,
@@ -306,6 +307,13 @@ def _leaf_spki(der: bytes) -> bytes:
     if type(der) is bytes and len(der) <= MAX_CACHED_CERTIFICATE_SIZE:
         return _spki_remembered(der)
     return spki_der_of(der)
+
+
+@functools.lru_cache(maxsize=16)
+def _offered_schemes(schemes: tuple[int, ...]) -> Extension:
+    """The ``signature_algorithms`` extension of a request (the same for every request of an
+    endpoint: built once per scheme list; immutable)."""
+    return signature_algorithms_extension(schemes)
 
 
 def _parse_certificates(certificate: CertificateMessage) -> tuple[x509.Certificate, ...]:
@@ -631,9 +639,9 @@ class ExportedAuthenticators:
             if self._role is Role.CLIENT
             else profile.HS_CERTIFICATE_REQUEST
         )
-        all_extensions = (signature_algorithms_extension(signature_schemes), *extensions)
-        # Build once with a placeholder so invalid extensions fail before a context is spent.
-        AuthenticatorRequest(msg_type, b"", all_extensions)
+        all_extensions = (_offered_schemes(tuple(signature_schemes)), *extensions)
+        # Invalid extensions (duplicates) fail before a context is spent.
+        check_unique_extensions(all_extensions)
         context = self._new_context()
         request = AuthenticatorRequest(msg_type, context, all_extensions)
         self._outstanding[context] = request

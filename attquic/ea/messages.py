@@ -14,6 +14,7 @@ signature, Finished) is checked by :mod:`attquic.ea.authenticator`.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "FinishedMessage",
     "HandshakeMessage",
     "Role",
+    "check_unique_extensions",
     "decode_extensions",
     "decode_signature_schemes",
     "encode_extensions",
@@ -116,7 +118,8 @@ class Extension:
         return u16(self.type) + vec16(self.data)
 
 
-def _check_unique(extensions: Iterable[Extension]) -> None:
+def check_unique_extensions(extensions: Iterable[Extension]) -> None:
+    """Raise :class:`~attquic.errors.ConfigurationError` if two extensions share a type."""
     seen: set[int] = set()
     for extension in extensions:
         if extension.type in seen:
@@ -126,7 +129,7 @@ def _check_unique(extensions: Iterable[Extension]) -> None:
 
 def encode_extensions(extensions: Sequence[Extension]) -> bytes:
     """An extension vector: ``Extension extensions<0..2^16-1>`` (types must be unique)."""
-    _check_unique(extensions)
+    check_unique_extensions(extensions)
     body = b"".join(extension.encode() for extension in extensions)
     if len(body) > _U16_MAX:
         raise ConfigurationError("extensions longer than 65535 bytes")
@@ -135,7 +138,23 @@ def encode_extensions(extensions: Sequence[Extension]) -> bytes:
 
 def decode_extensions(reader: Reader, what: str = "extensions") -> tuple[Extension, ...]:
     """Read an extension vector from ``reader``; duplicate types are rejected (RFC 8446 §4.2)."""
-    body = Reader(reader.vec16(what), EADecodeError)
+    return _decode_extension_block(reader.vec16(what), what)
+
+
+#: Extension blocks of requests up to this size are remembered by their bytes (below).
+_MAX_REMEMBERED_EXTENSIONS = 1024
+
+
+@functools.lru_cache(maxsize=32)
+def _remembered_request_extensions(block: bytes) -> tuple[Extension, ...]:
+    """A request's decoded extension block, by its exact bytes: a peer's requests differ in
+    their context only, so each connection would decode the same block again. Pure (the
+    extensions are immutable), bounded (32 blocks of at most 1 KiB); errors are not kept."""
+    return _decode_extension_block(block, "request extensions")
+
+
+def _decode_extension_block(block: bytes, what: str) -> tuple[Extension, ...]:
+    body = Reader(block, EADecodeError)
     extensions: list[Extension] = []
     seen: set[int] = set()
     while body.remaining:
@@ -262,7 +281,7 @@ class AuthenticatorRequest:
             raise ConfigurationError("certificate_request_context longer than 255 bytes")
         if not self.extensions:
             raise ConfigurationError("an authenticator request needs at least one extension")
-        _check_unique(self.extensions)
+        check_unique_extensions(self.extensions)
 
     @property
     def name(self) -> str:
@@ -301,7 +320,11 @@ class AuthenticatorRequest:
                 raise ConfigurationError(f"{found} is not an authenticator request type")
             body = Reader(data, EADecodeError)
         context = body.vec8("certificate_request_context")
-        extensions = decode_extensions(body, "request extensions")
+        block = body.vec16("request extensions")
+        if len(block) <= _MAX_REMEMBERED_EXTENSIONS:
+            extensions = _remembered_request_extensions(block)
+        else:
+            extensions = _decode_extension_block(block, "request extensions")
         body.expect_end("request body")
         if not extensions:
             raise EADecodeError("request extensions must not be empty (<2..2^16-1>)")
@@ -348,7 +371,7 @@ class CertificateEntry:
     def __post_init__(self) -> None:
         if not 0 < len(self.cert_data) <= _U24_MAX:
             raise ConfigurationError("cert_data must hold 1 to 2^24-1 bytes")
-        _check_unique(self.extensions)
+        check_unique_extensions(self.extensions)
 
     def encode(self) -> bytes:
         return vec24(self.cert_data) + encode_extensions(self.extensions)
