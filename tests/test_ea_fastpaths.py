@@ -348,7 +348,7 @@ def test_remembered_request_extensions_follow_the_bytes() -> None:
     # a duplicated extension fails every time (failures are not remembered)
     ext = Extension(CMW).encode()
     block = (2 * len(ext)).to_bytes(2, "big") + ext + ext
-    bad = bytes((17,)) + (2 + len(block)).to_bytes(3, "big") + b"\x00" + block
+    bad = bytes((17,)) + (1 + len(block)).to_bytes(3, "big") + b"\x00" + block
     for _ in range(2):
         with pytest.raises(EADecodeError, match="duplicate"):
             AuthenticatorRequest.decode(bad)
