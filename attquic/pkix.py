@@ -187,23 +187,70 @@ def _utc(now: float) -> datetime.datetime:
 
 
 def _der(certificate: x509.Certificate) -> bytes:
+    entry = _remembered_facts.get(id(certificate))
+    if entry is not None and entry[0] is certificate:
+        return entry[1].der
     return certificate.public_bytes(serialization.Encoding.DER)
 
 
-def _check_leaf_in_use(leaf: x509.Certificate, now: float) -> None:
-    moment = _utc(now)
-    if moment < leaf.not_valid_before_utc:
-        raise CertificateRejected("the authenticator's certificate is not valid yet")
-    if moment > leaf.not_valid_after_utc:
-        raise CertificateRejected("the authenticator's certificate has expired")
+@dataclass(frozen=True)
+class _LeafFacts:
+    """What identity (a) reads from a certificate: its DER, validity and key-usage verdict."""
+
+    der: bytes
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    usage_problem: str | None
+
+
+def _read_facts(certificate: x509.Certificate) -> _LeafFacts:
+    problem: str | None = None
     try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        return
+        pass
     except Exception as exc:  # a malformed or duplicated extension: fail closed
-        raise CertificateRejected(f"the authenticator's certificate is malformed: {exc}") from None
-    if not usage.digital_signature:
-        raise CertificateRejected("the authenticator's certificate does not allow digitalSignature")
+        problem = f"the authenticator's certificate is malformed: {exc}"
+    else:
+        if not usage.digital_signature:
+            problem = "the authenticator's certificate does not allow digitalSignature"
+    return _LeafFacts(
+        certificate.public_bytes(serialization.Encoding.DER),
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+        problem,
+    )
+
+
+#: Facts of certificate objects seen recently, by object identity: attquic.ea hands the same
+#: certificate object to every authenticator carrying the same DER (its certificate cache), so
+#: a peer that authenticates again is not re-serialised or re-read. Each entry holds its
+#: certificate, so an id cannot be reused while it is in here; the facts are pure functions of
+#: the immutable certificate. Bounded: emptied when it reaches _MAX_REMEMBERED_FACTS entries.
+_remembered_facts: dict[int, tuple[x509.Certificate, _LeafFacts]] = {}
+_MAX_REMEMBERED_FACTS = 64
+
+
+def _facts(certificate: x509.Certificate) -> _LeafFacts:
+    entry = _remembered_facts.get(id(certificate))
+    if entry is not None and entry[0] is certificate:
+        return entry[1]
+    facts = _read_facts(certificate)
+    if len(_remembered_facts) >= _MAX_REMEMBERED_FACTS:
+        _remembered_facts.clear()
+    _remembered_facts[id(certificate)] = (certificate, facts)
+    return facts
+
+
+def _check_leaf_in_use(leaf: x509.Certificate, now: float) -> None:
+    facts = _facts(leaf)
+    moment = _utc(now)
+    if moment < facts.not_before:
+        raise CertificateRejected("the authenticator's certificate is not valid yet")
+    if moment > facts.not_after:
+        raise CertificateRejected("the authenticator's certificate has expired")
+    if facts.usage_problem is not None:
+        raise CertificateRejected(facts.usage_problem)
 
 
 def validate_authenticator_certificate(

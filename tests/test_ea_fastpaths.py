@@ -377,3 +377,52 @@ def test_request_keeps_failing_before_spending_a_context() -> None:
     assert first.signature_schemes == (0x0403,)
     assert second.signature_schemes != first.signature_schemes
     assert len(contexts) == 2
+
+
+# --- pkix: facts of remembered certificate objects -------------------------------------------
+
+
+def test_pkix_facts_follow_each_certificate_object() -> None:
+    """Identity (a) on alternating certificates: a remembered verdict (DER, validity, key
+    usage) is only served for the very object it was read from, and time is checked per call."""
+    import datetime
+
+    from cryptography import x509
+
+    from attquic import pkix
+    from attquic.demo_ca import DemoCA
+    from attquic.errors import CertificateRejected
+
+    ca = DemoCA.default()
+    good = ca.issue("good", server=True, client=False).leaf
+    twin = x509.load_der_x509_certificate(good.public_bytes(serialization.Encoding.DER))
+    other = generate_self_signed("p256").leaf  # KeyUsage digitalSignature, another DER
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+
+    def check(leaf: x509.Certificate, tls: x509.Certificate, at: float = now) -> object:
+        return pkix.validate_authenticator_certificate(
+            (leaf,),
+            now=at,
+            attester_is_server=True,
+            tls_certificate=tls,
+            tls_verified=True,
+            trust_store=None,
+            accept_evidence_only=False,
+        )
+
+    for _ in range(3):
+        assert check(good, twin) is pkix.AuthenticatorIdentity.TLS_CERTIFICATE
+        assert check(twin, good) is pkix.AuthenticatorIdentity.TLS_CERTIFICATE
+        with pytest.raises(CertificateRejected, match="not the certificate"):
+            check(other, good)
+        with pytest.raises(CertificateRejected, match="not the certificate"):
+            check(good, other)
+        with pytest.raises(CertificateRejected, match="expired"):
+            check(good, twin, good.not_valid_after_utc.timestamp() + 1)
+        with pytest.raises(CertificateRejected, match="not valid yet"):
+            check(good, good, good.not_valid_before_utc.timestamp() - 1)
+    assert len(pkix._remembered_facts) <= pkix._MAX_REMEMBERED_FACTS
+    for _ in range(pkix._MAX_REMEMBERED_FACTS + 3):
+        leaf = generate_self_signed("p256").leaf
+        assert check(leaf, leaf) is pkix.AuthenticatorIdentity.TLS_CERTIFICATE
+    assert len(pkix._remembered_facts) <= pkix._MAX_REMEMBERED_FACTS
