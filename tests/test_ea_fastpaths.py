@@ -426,3 +426,14 @@ def test_pkix_facts_follow_each_certificate_object() -> None:
         leaf = generate_self_signed("p256").leaf
         assert check(leaf, leaf) is pkix.AuthenticatorIdentity.TLS_CERTIFICATE
     assert len(pkix._remembered_facts) <= pkix._MAX_REMEMBERED_FACTS
+
+
+def test_identity_leaf_schemes_are_the_schemes_that_fit_its_leaf(
+    identity: SigningIdentity,
+) -> None:
+    from attquic.ea.schemes import SUPPORTED_SIGNATURE_SCHEMES, certificate_fits_scheme
+
+    for who in (identity, generate_self_signed("p384"), generate_self_signed("ed25519")):
+        expected = {s for s in SUPPORTED_SIGNATURE_SCHEMES if certificate_fits_scheme(who.leaf, s)}
+        assert who.leaf_schemes == expected and expected
+    assert identity.leaf_schemes != generate_self_signed("p384").leaf_schemes

@@ -772,14 +772,8 @@ class ExportedAuthenticators:
             for extension in leaf_extensions:
                 if extension.type not in offered:
                     raise ExtensionNotRequested(f"{extension.name} was not offered in the request")
-        scheme = next(
-            (
-                s
-                for s in offered_schemes
-                if s in SUPPORTED_SIGNATURE_SCHEMES and certificate_fits_scheme(identity.leaf, s)
-            ),
-            None,
-        )
+        fitting = identity.leaf_schemes
+        scheme = next((s for s in offered_schemes if s in fitting), None)
         if scheme is None:
             raise NoCommonSignatureScheme(
                 "the request offers no signature scheme that fits this identity's key"

@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from attquic.ea.schemes import PrivateKey, key_description, schemes_for_key
+from attquic.ea.schemes import (
+    SUPPORTED_SIGNATURE_SCHEMES,
+    PrivateKey,
+    certificate_fits_scheme,
+    key_description,
+    schemes_for_key,
+)
 from attquic.errors import ConfigurationError, EADecodeError
 
 __all__ = [
@@ -79,6 +85,14 @@ class SigningIdentity:
     def chain_der(self) -> tuple[bytes, ...]:
         """The chain as DER, leaf first (encoded once: every authenticator carries it)."""
         return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
+
+    @functools.cached_property
+    def leaf_schemes(self) -> frozenset[int]:
+        """Every supported scheme the leaf certificate's key can be checked with (what an
+        authenticator of this identity may be signed with; computed once per identity)."""
+        return frozenset(
+            s for s in SUPPORTED_SIGNATURE_SCHEMES if certificate_fits_scheme(self.leaf, s)
+        )
 
     @functools.cached_property
     def encoded_entries(self) -> tuple[bytes, bytes]:
