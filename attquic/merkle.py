@@ -109,21 +109,28 @@ def inclusion_proofs(
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
     proofs: list[list[bytes]] = [[] for _ in leaves]
-
-    def build(hashes: Sequence[bytes], offset: int) -> bytes:
-        if len(hashes) == 1:
-            return hashes[0]
-        k = _split(len(hashes))
-        left = build(hashes[:k], offset)
-        right = build(hashes[k:], offset + k)
-        for i in range(offset, offset + k):
-            proofs[i].append(right)
-        for i in range(offset + k, offset + len(hashes)):
-            proofs[i].append(left)
-        return node_hash(left, right, hash_function)
-
-    root = build([leaf_hash(leaf, hash_function) for leaf in leaves], 0)
+    root = _build([leaf_hash(leaf, hash_function) for leaf in leaves], 0, proofs, hash_function)
     return root, proofs
+
+
+def _build(
+    hashes: Sequence[bytes], offset: int, proofs: list[list[bytes]], hash_function: HashFunction
+) -> bytes:
+    """The subtree hash of ``hashes`` (leaves from ``offset``), extending their proofs.
+
+    A module function, not a closure: a recursive closure refers to itself through its cell,
+    a reference cycle per call that only the garbage collector frees.
+    """
+    if len(hashes) == 1:
+        return hashes[0]
+    k = _split(len(hashes))
+    left = _build(hashes[:k], offset, proofs, hash_function)
+    right = _build(hashes[k:], offset + k, proofs, hash_function)
+    for i in range(offset, offset + k):
+        proofs[i].append(right)
+    for i in range(offset + k, offset + len(hashes)):
+        proofs[i].append(left)
+    return node_hash(left, right, hash_function)
 
 
 def root_from_inclusion_proof(
