@@ -437,3 +437,63 @@ def test_identity_leaf_schemes_are_the_schemes_that_fit_its_leaf(
         expected = {s for s in SUPPORTED_SIGNATURE_SCHEMES if certificate_fits_scheme(who.leaf, s)}
         assert who.leaf_schemes == expected and expected
     assert identity.leaf_schemes != generate_self_signed("p384").leaf_schemes
+
+
+def _certificate_body(
+    context: bytes, entries: list[tuple[bytes, list[tuple[int, bytes]]]]
+) -> bytes:
+    encoded = b""
+    for cert_data, extensions in entries:
+        block = b"".join(
+            t.to_bytes(2, "big") + len(d).to_bytes(2, "big") + d for t, d in extensions
+        )
+        encoded += len(cert_data).to_bytes(3, "big") + cert_data
+        encoded += len(block).to_bytes(2, "big") + block
+    return bytes((len(context),)) + context + len(encoded).to_bytes(3, "big") + encoded
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    context=st.binary(max_size=8),
+    entries=st.lists(
+        st.tuples(
+            st.binary(max_size=6),
+            st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=4)), max_size=3),
+        ),
+        max_size=3,
+    ),
+    corruption=st.one_of(
+        st.none(),
+        st.tuples(st.integers(0, 200), st.integers(0, 255)),  # overwrite one byte
+        st.integers(0, 200),  # truncate
+        st.binary(min_size=1, max_size=3),  # trailing bytes
+    ),
+)
+def test_certificate_body_offsets_equal_the_reader(
+    context: bytes,
+    entries: list[tuple[bytes, list[tuple[int, bytes]]]],
+    corruption: tuple[int, int] | int | bytes | None,
+) -> None:
+    """The offset reader of Certificate bodies and the field-by-field one accept the same
+    bodies with the same result and reject the rest with the same error."""
+    from attquic._wire import Reader
+    from attquic.errors import EADecodeError
+
+    body = _certificate_body(context, entries)
+    if isinstance(corruption, tuple):
+        index = corruption[0] % len(body)
+        body = body[:index] + bytes((corruption[1],)) + body[index + 1 :]
+    elif isinstance(corruption, int):
+        body = body[: corruption % (len(body) + 1)]
+    elif isinstance(corruption, bytes):
+        body += corruption
+    try:
+        expected = CertificateMessage._decode_body(Reader(body, EADecodeError))
+    except EADecodeError as exc:
+        with pytest.raises(EADecodeError) as caught:
+            CertificateMessage._decode_body_bytes(body)
+        assert str(caught.value) == str(exc)
+        return
+    assert CertificateMessage._decode_body_bytes(body) == expected
+    framed = bytes((11,)) + len(body).to_bytes(3, "big") + body
+    assert CertificateMessage.decode(framed) == expected

@@ -41,7 +41,6 @@ from cryptography import x509
 
 from attquic import profile
 from attquic._memo import memoized_property
-from attquic._wire import Reader
 from attquic.ea.identity import SigningIdentity, spki_der, spki_der_of
 from attquic.ea.messages import (
     Authenticator,
@@ -372,7 +371,7 @@ def _receive(data: bytes, hash_name: str, *, spontaneous: bool = False) -> _Rece
     # handshake_spans checked the framing: each message is its 4-byte header + body
     certificate_end = spans[0][2]
     verify_end = spans[1][2]
-    certificate = CertificateMessage._decode_body(Reader(data[4:certificate_end], EADecodeError))
+    certificate = CertificateMessage._decode_body_bytes(data[4:certificate_end])
     certificate_verify_bytes = data[certificate_end:verify_end]
     return _Received(
         certificate,

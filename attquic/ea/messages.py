@@ -400,7 +400,39 @@ class CertificateMessage:
 
     @classmethod
     def decode(cls, data: bytes) -> CertificateMessage:
-        return cls._decode_body(_unframe(data, profile.HS_CERTIFICATE))
+        return cls._decode_body_bytes(_unframe(data, profile.HS_CERTIFICATE).rest())
+
+    @classmethod
+    def _decode_body_bytes(cls, body: bytes) -> CertificateMessage:
+        """Decode exactly the message body (after its 4-byte header).
+
+        Well-framed bodies (the rule) are read by offsets; at the first framing fault the
+        body goes to :meth:`_decode_body`, which raises that fault's exact error. Extension
+        blocks are decoded by the same function on both paths, in the same order.
+        """
+        size = len(body)
+        if not size:
+            return cls._decode_body(Reader(body, EADecodeError))
+        pos = 1 + body[0]
+        if pos + 3 > size or pos + 3 + int.from_bytes(body[pos : pos + 3], "big") != size:
+            return cls._decode_body(Reader(body, EADecodeError))
+        context = body[1:pos]
+        pos += 3
+        entries: list[CertificateEntry] = []
+        what = "certificate entry extensions"
+        while pos < size:
+            start = pos + 3
+            data_end = start + int.from_bytes(body[pos:start], "big")
+            block_start = data_end + 2
+            if start > size or data_end == start or block_start > size:
+                return cls._decode_body(Reader(body, EADecodeError))
+            block_end = block_start + int.from_bytes(body[data_end:block_start], "big")
+            if block_end > size:
+                return cls._decode_body(Reader(body, EADecodeError))
+            extensions = _decode_extension_block(body[block_start:block_end], what)
+            entries.append(CertificateEntry(body[start:data_end], extensions))
+            pos = block_end
+        return cls(context, tuple(entries))
 
     @classmethod
     def _decode_body(cls, body: Reader) -> CertificateMessage:
