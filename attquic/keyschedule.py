@@ -27,6 +27,7 @@ __all__ = [
     "hash_algorithm",
     "hkdf_expand",
     "hkdf_expand_label",
+    "hmac_digest",
     "tls_exporter",
 ]
 
@@ -80,6 +81,24 @@ class _HmacKey:
         return outer.digest()
 
 
+def hmac_digest(key: bytes, msg: bytes, hash_name: str) -> bytes:
+    """``hmac.digest(key, msg, hash_name)`` computed with two hashlib hashes (RFC 2104).
+
+    The same bytes (tests/test_keyschedule.py checks it), cheaper inside the exchange than
+    OpenSSL's one-shot HMAC, which sets up a MAC context per call; other hashes than the TLS 1.3
+    suite hashes go to :func:`hmac.digest`.
+    """
+    new = _CONSTRUCTORS.get(hash_name)
+    if new is None:
+        return hmac.digest(key, msg, hash_name)
+    block = _BLOCK_SIZES[hash_name]
+    if len(key) > block:
+        key = new(key).digest()
+    padded = int.from_bytes(key, "big") << (8 * (block - len(key)))
+    inner = new((padded ^ _ipad(block)).to_bytes(block, "big") + msg).digest()
+    return new((padded ^ _opad(block)).to_bytes(block, "big") + inner).digest()
+
+
 @functools.cache
 def _ipad(block: int) -> int:
     return int.from_bytes(b"\x36" * block, "big")
@@ -94,6 +113,7 @@ _CONSTRUCTORS: dict[str, Callable[..., hashlib._Hash]] = {
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
 }
+_BLOCK_SIZES = {name: new().block_size for name, new in _CONSTRUCTORS.items()}
 
 
 def _hkdf_expand_with(mac: _HmacKey, digest_size: int, info: bytes, length: int) -> bytes:
@@ -221,7 +241,7 @@ class ExporterSecret:
         context_hash = _CONSTRUCTORS[name](context).digest() if context else _EMPTY_DIGESTS[name]
         info = _label_info(b"exporter", context_hash, length)
         if length <= size:  # one block (every RFC 9261 and binder export)
-            return hmac.digest(per_label, info + b"\x01", name)[:length]
+            return hmac_digest(per_label, info + b"\x01", name)[:length]
         return _hkdf_expand_with(_HmacKey(per_label, name), size, info, length)
 
 

@@ -300,9 +300,7 @@ async def test_verification_in_a_worker_thread() -> None:
             assert await echo_once(connection, b"threaded") == b"threaded"
 
 
-def _count_client_datagrams_from_the_gate(
-    monkeypatch: pytest.MonkeyPatch, sent: list[int]
-) -> None:
+def _count_client_datagrams_from_the_gate(monkeypatch: pytest.MonkeyPatch, sent: list[int]) -> None:
     """Record the size of every datagram the client sends from the moment its gate opens."""
     open_gate = AttestedQuicProtocol._open_gate
 
