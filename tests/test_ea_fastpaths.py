@@ -497,3 +497,52 @@ def test_certificate_body_offsets_equal_the_reader(
     assert CertificateMessage._decode_body_bytes(body) == expected
     framed = bytes((11,)) + len(body).to_bytes(3, "big") + body
     assert CertificateMessage.decode(framed) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    verify_body=st.binary(max_size=12),
+    finished=st.binary(max_size=50),
+    hash_name=st.sampled_from(["sha256", "sha384"]),
+)
+def test_received_short_messages_equal_their_decoders(
+    identity: SigningIdentity, verify_body: bytes, finished: bytes, hash_name: str
+) -> None:
+    """CertificateVerify and Finished read by offsets in _receive: the decoders' result or
+    their exact error, for well-formed and malformed bodies alike."""
+    from attquic.ea.authenticator import _receive
+    from attquic.ea.messages import CertificateVerifyMessage, FinishedMessage
+    from attquic.errors import EADecodeError
+
+    certificate = _encode_certificate(b"c", identity, ())
+    verify = _framed(15, verify_body)
+    data = certificate + verify + _framed(20, finished)
+    size = hashlib.new(hash_name).digest_size
+    try:
+        expected = (
+            CertificateVerifyMessage.decode(verify),
+            FinishedMessage.decode(_framed(20, finished), hash_length=size),
+        )
+    except EADecodeError as exc:
+        with pytest.raises(EADecodeError) as caught:
+            _receive(data, hash_name)
+        assert str(caught.value) == str(exc)
+        return
+    received = _receive(data, hash_name)
+    assert (received.certificate_verify, received.finished) == expected
+    assert received.certificate_bytes == certificate
+    assert received.certificate_verify_bytes == verify
+
+
+def test_received_well_formed_short_messages(identity: SigningIdentity) -> None:
+    from attquic.ea.authenticator import _receive
+
+    certificate = _encode_certificate(b"c", identity, ())
+    verify = _framed(15, b"\x04\x03\x00\x03sig")
+    received = _receive(certificate + verify + _framed(20, bytes(range(32))), "sha256")
+    assert received.certificate_verify is not None
+    assert (received.certificate_verify.scheme, received.certificate_verify.signature) == (
+        0x0403,
+        b"sig",
+    )
+    assert received.finished.verify_data == bytes(range(32))

@@ -74,6 +74,12 @@ class _Head:
         return _MAJOR_NAMES[self.major]
 
 
+# Heads whose argument is in the initial byte, built once (a _Head is never modified).
+_SHORT_DECODED_HEADS: Final = {
+    initial: _Head(initial >> 5, initial & 0x1F) for initial in range(256) if initial & 0x1F < 24
+}
+
+
 class _Decoder:
     def __init__(self, data: bytes, max_depth: int) -> None:
         self._data = data
@@ -101,7 +107,7 @@ class _Decoder:
         self._pos = pos + 1
         major, info = initial >> 5, initial & 0x1F
         if info < 24:
-            return _Head(major, info)
+            return _SHORT_DECODED_HEADS[initial]
         if info <= 27:
             size = 1 << (info - 24)
             return _Head(major, int.from_bytes(self._take(size, what), "big"))

@@ -373,10 +373,25 @@ def _receive(data: bytes, hash_name: str, *, spontaneous: bool = False) -> _Rece
     verify_end = spans[1][2]
     certificate = CertificateMessage._decode_body_bytes(data[4:certificate_end])
     certificate_verify_bytes = data[certificate_end:verify_end]
+    # The two short messages, read by offsets when well formed (their decoders otherwise, for
+    # the exact error): CertificateVerify = scheme(2) ‖ signature<0..2^16-1>, Finished =
+    # verify_data[hash length].
+    signature_end = 8 + int.from_bytes(certificate_verify_bytes[6:8], "big")
+    if len(certificate_verify_bytes) >= 8 and signature_end == len(certificate_verify_bytes):
+        certificate_verify = CertificateVerifyMessage(
+            int.from_bytes(certificate_verify_bytes[4:6], "big"),
+            certificate_verify_bytes[8:],
+        )
+    else:
+        certificate_verify = CertificateVerifyMessage.decode(certificate_verify_bytes)
+    if len(data) - verify_end - 4 == hash_length:
+        finished = FinishedMessage(data[verify_end + 4 :])
+    else:
+        finished = FinishedMessage.decode(data[verify_end:], hash_length=hash_length)
     return _Received(
         certificate,
-        CertificateVerifyMessage.decode(certificate_verify_bytes),
-        FinishedMessage.decode(data[verify_end:], hash_length=hash_length),
+        certificate_verify,
+        finished,
         data[:certificate_end],
         certificate_verify_bytes,
     )
