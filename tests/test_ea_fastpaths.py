@@ -546,3 +546,51 @@ def test_received_well_formed_short_messages(identity: SigningIdentity) -> None:
         b"sig",
     )
     assert received.finished.verify_data == bytes(range(32))
+
+
+# --- CMW: definite strings read in place -----------------------------------------------------
+
+_CBOR_VALUES = st.recursive(
+    st.one_of(
+        st.integers(-(2**64), 2**64 - 1),
+        st.text(max_size=30),
+        st.binary(max_size=300),
+        st.sampled_from(["application/eat+cwt", "__cmwc_t", "evidence", "tag:x,2024:y"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=10), st.integers(-5, 5)), children, max_size=3),
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_CBOR_VALUES, cut=st.integers(0, 8), flip=st.none() | st.integers(0, 400))
+def test_cbor_fast_strings_equal_the_general_reader(
+    value: object, cut: int, flip: int | None
+) -> None:
+    """With and without the in-place reading of definite strings, the CBOR decoder returns the
+    same CMW or raises the same error, on valid, truncated and corrupted encodings."""
+    import cbor2
+
+    from attquic.cmw import CMWError, decode_cbor
+    from attquic.cmw.cbor_codec import _Decoder
+
+    data = cbor2.dumps(value)
+    if flip is not None and data:
+        index = flip % len(data)
+        data = data[:index] + bytes((data[index] ^ 0x20,)) + data[index + 1 :]
+    data = data[: len(data) - cut] if cut < len(data) else data
+
+    def outcome() -> tuple[str, object]:
+        try:
+            return "ok", decode_cbor(data)
+        except CMWError as exc:
+            return type(exc).__name__, str(exc)
+
+    fast = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Decoder, "_definite", lambda self, major: None)
+        general = outcome()
+    assert fast == general

@@ -155,7 +155,43 @@ class _Decoder:
             parts.append(self._utf8(self._take(chunk.argument, what), what))
         return "".join(parts)
 
+    def _definite(self, major: int) -> bytes | None:
+        """The content of the definite-length string of ``major`` at the cursor, with a length
+        of at most 0xFFFF, all present (the cursor moves past it); None otherwise, with the
+        cursor unchanged, for the general path to read or reject the item."""
+        data = self._data
+        pos = self._pos
+        if pos >= len(data):
+            return None
+        initial = data[pos]
+        if initial >> 5 != major:
+            return None
+        info = initial & 0x1F
+        if info < 24:
+            start = pos + 1
+            end = start + info
+        elif info == 24:
+            start = pos + 2
+            end = start + data[pos + 1] if start <= len(data) else -1
+        elif info == 25:
+            start = pos + 3
+            end = start + int.from_bytes(data[pos + 1 : start], "big") if start <= len(data) else -1
+        else:
+            return None
+        if end < 0 or end > len(data):
+            return None
+        self._pos = end
+        return data[start:end]
+
+    def _text_item(self, what: str) -> str | None:
+        """A definite-length text string at the cursor (see :meth:`_definite`), or None."""
+        raw = self._definite(_TEXT)
+        return None if raw is None else self._utf8(raw, what)
+
     def _bytes(self, what: str) -> bytes:
+        raw = self._definite(_BYTES)
+        if raw is not None:
+            return raw
         head = self._head(what)
         if head.major != _BYTES:
             raise WrongType(f"{what} must be a byte string, not {head.kind}")
@@ -199,6 +235,9 @@ class _Decoder:
         return CMWRecord(type_, value, ind)
 
     def _record_type(self) -> str | int:
+        text = self._text_item("record type")
+        if text is not None:
+            return text
         head = self._head("record type")
         if head.major == _UINT:
             assert head.argument is not None
@@ -219,6 +258,9 @@ class _Decoder:
         return CMWTag(number, self._bytes("tag content"))
 
     def _label(self) -> Label:
+        text = self._text_item("collection label")
+        if text is not None:
+            return text
         head = self._head("collection label")
         if head.major == _UINT:
             assert head.argument is not None
@@ -255,6 +297,9 @@ class _Decoder:
         return CMWCollection(items, cmwc_t)
 
     def _collection_type(self) -> str:
+        text = self._text_item("__cmwc_t")
+        if text is not None:
+            return text
         head = self._head("__cmwc_t")
         if head.major != _TEXT:
             raise WrongType(f"__cmwc_t must be text, not {head.kind}")
