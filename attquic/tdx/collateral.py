@@ -14,7 +14,9 @@ Every failure to load, fetch or parse collateral raises :class:`~attquic.errors.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import tempfile
 import threading
@@ -123,8 +125,37 @@ class Collateral:
         """
         return min(self.tcb_info_issue_date, self.qe_identity_issue_date, self.pck_crl_this_update)
 
+    @functools.cached_property
+    def fmspc_bytes(self) -> bytes:
+        """:attr:`fmspc` as 6 bytes (computed once per collateral object).
+
+        Raises ValueError if :attr:`fmspc` is not hex (:meth:`from_qvl` does not check it)."""
+        return bytes.fromhex(self.fmspc)
+
+    @functools.cached_property
+    def _usable_window(self) -> tuple[float, float]:
+        """(:attr:`not_before`, :attr:`not_after`), computed once per collateral object (the
+        fields are frozen); an empty window when any bound is NaN, so that
+        :meth:`window_problem` then always takes its piece-by-piece path."""
+        bounds = (
+            self.tcb_info_issue_date,
+            self.tcb_info_next_update,
+            self.qe_identity_issue_date,
+            self.qe_identity_next_update,
+            self.pck_crl_this_update,
+            self.pck_crl_next_update,
+            self.root_ca_crl_this_update,
+            self.root_ca_crl_next_update,
+        )
+        if any(math.isnan(bound) for bound in bounds):
+            return (math.inf, -math.inf)
+        return (self.not_before, self.not_after)
+
     def window_problem(self, now: float) -> str | None:
         """``None`` when usable at ``now``; otherwise a reason naming every piece at fault."""
+        not_before, not_after = self._usable_window
+        if not_before <= now < not_after:  # every piece is usable: the common case, fast
+            return None
         pieces = (
             ("TCB info", self.tcb_info_issue_date, self.tcb_info_next_update),
             ("QE identity", self.qe_identity_issue_date, self.qe_identity_next_update),

@@ -33,6 +33,7 @@ from typing import Any, Final
 from cryptography import x509
 
 from attquic.errors import QuoteFormatError
+from attquic.tdx._frozen import build
 
 __all__ = [
     "ATTESTATION_KEY_TYPE_ECDSA_P256",
@@ -362,17 +363,22 @@ _BODY_DESCRIPTOR_LAYOUT: Final = struct.Struct("<HI")
 _U16: Final = struct.Struct("<H")
 _U32: Final = struct.Struct("<I")
 _CERT_DATA_HEADER: Final = struct.Struct("<HI")
-_V5_BODY_SIZES: Final = {
-    TdReportType.TD_REPORT_10: TD_REPORT10_SIZE,
-    TdReportType.TD_REPORT_15: TD_REPORT15_SIZE,
+_V5_REPORT_TYPES: Final = {
+    int(TdReportType.TD_REPORT_10): (TdReportType.TD_REPORT_10, TD_REPORT10_SIZE),
+    int(TdReportType.TD_REPORT_15): (TdReportType.TD_REPORT_15, TD_REPORT15_SIZE),
 }
+"""v5 body type -> (report type, body size), for the hot path (no enum construction)."""
 
 
 def _parse_well_formed(data: bytes) -> TdxQuote | None:
     """The verification hot path: the same quote :func:`_parse_checked` returns, with whole
     structures unpacked at once, or ``None`` as soon as anything is unusual (too short, a
     wrong version, type or length...), and :func:`_parse_checked` then raises the precise
-    error. It accepts exactly what :func:`_parse_checked` accepts (tests compare the two)."""
+    error. It accepts exactly what :func:`_parse_checked` accepts (tests compare the two).
+
+    The frozen objects are filled by :func:`~attquic.tdx._frozen.build` (their generated
+    ``__init__`` was most of this function's time); tests check they equal the constructors'.
+    """
     size = len(data)
     if size < HEADER_SIZE:
         return None
@@ -391,21 +397,15 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
         if size < pos + BODY_DESCRIPTOR_SIZE:
             return None
         body_type, body_size = _BODY_DESCRIPTOR_LAYOUT.unpack_from(data, pos)
-        if _V5_BODY_SIZES.get(body_type) != body_size:
+        known = _V5_REPORT_TYPES.get(body_type)
+        if known is None or known[1] != body_size:
             return None
-        report_type = TdReportType(body_type)
+        report_type = known[0]
         pos += BODY_DESCRIPTOR_SIZE
-    body_end = pos + (
-        TD_REPORT15_SIZE if report_type is TdReportType.TD_REPORT_15 else TD_REPORT10_SIZE
-    )
+    is_15 = report_type is TdReportType.TD_REPORT_15
+    body_end = pos + (TD_REPORT15_SIZE if is_15 else TD_REPORT10_SIZE)
     if size < body_end + 4:
         return None
-    fields = _TD_REPORT10_LAYOUT.unpack_from(data, pos)
-    extra = (
-        _TD_REPORT15_EXTRA.unpack_from(data, pos + TD_REPORT10_SIZE)
-        if report_type is TdReportType.TD_REPORT_15
-        else (None, None)
-    )
     (sig_data_len,) = _U32.unpack_from(data, body_end)
     start = body_end + 4
     end = start + sig_data_len
@@ -424,28 +424,95 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
     inner_type, inner_size = _CERT_DATA_HEADER.unpack_from(data, chain_start - 6)
     if inner_type != CERT_DATA_PCK_CHAIN or chain_start + inner_size != end:
         return None
-    signature_data = QuoteSignatureData(
-        signature=data[start : start + SIGNATURE_SIZE],
-        attestation_key=data[start + SIGNATURE_SIZE : outer_start - 6],
-        qe_report=_parse_qe_report(data[qe_start : qe_start + QE_REPORT_SIZE]),
-        qe_report_signature=data[qe_start + QE_REPORT_SIZE : auth_start - 2],
-        qe_auth_data=data[auth_start : auth_start + auth_size],
-        pck_cert_chain_pem=data[chain_start:end].rstrip(b"\x00"),
+    (
+        tee_tcb_svn,
+        mrseam,
+        mrsignerseam,
+        seam_attributes,
+        td_attributes,
+        xfam,
+        mrtd,
+        mrconfigid,
+        mrowner,
+        mrownerconfig,
+        rtmr0,
+        rtmr1,
+        rtmr2,
+        rtmr3,
+        report_data,
+    ) = _TD_REPORT10_LAYOUT.unpack_from(data, pos)
+    tee_tcb_svn2, mrservicetd = (
+        _TD_REPORT15_EXTRA.unpack_from(data, pos + TD_REPORT10_SIZE) if is_15 else (None, None)
     )
-    header = QuoteHeader(
-        version=version,
-        attestation_key_type=key_type,
-        tee_type=tee_type,
-        reserved=reserved,
-        qe_vendor_id=qe_vendor_id,
-        user_data=user_data,
+    body = build(
+        TdReportBody,
+        {
+            "report_type": report_type,
+            "tee_tcb_svn": tee_tcb_svn,
+            "mrseam": mrseam,
+            "mrsignerseam": mrsignerseam,
+            "seam_attributes": seam_attributes,
+            "td_attributes": build(TdAttributes, {"raw": td_attributes}),
+            "xfam": xfam,
+            "mrtd": mrtd,
+            "mrconfigid": mrconfigid,
+            "mrowner": mrowner,
+            "mrownerconfig": mrownerconfig,
+            "rtmrs": (rtmr0, rtmr1, rtmr2, rtmr3),
+            "report_data": report_data,
+            "tee_tcb_svn2": tee_tcb_svn2,
+            "mrservicetd": mrservicetd,
+        },
     )
-    return TdxQuote(
-        header=header,
-        body=_td_report(report_type, fields, extra),
-        signature_data=signature_data,
-        signed_bytes=data[:body_end],
-        raw=data[:end],
+    qe_raw = data[qe_start : qe_start + QE_REPORT_SIZE]
+    cpu_svn, misc_select, attributes, mrenclave, mrsigner, isv_prod_id, isv_svn, qe_data = (
+        _QE_REPORT_LAYOUT.unpack(qe_raw)
+    )
+    qe_report = build(
+        QeReport,
+        {
+            "cpu_svn": cpu_svn,
+            "misc_select": misc_select,
+            "attributes": attributes,
+            "mrenclave": mrenclave,
+            "mrsigner": mrsigner,
+            "isv_prod_id": isv_prod_id,
+            "isv_svn": isv_svn,
+            "report_data": qe_data,
+            "raw": qe_raw,
+        },
+    )
+    signature_data = build(
+        QuoteSignatureData,
+        {
+            "signature": data[start : start + SIGNATURE_SIZE],
+            "attestation_key": data[start + SIGNATURE_SIZE : outer_start - 6],
+            "qe_report": qe_report,
+            "qe_report_signature": data[qe_start + QE_REPORT_SIZE : auth_start - 2],
+            "qe_auth_data": data[auth_start : auth_start + auth_size],
+            "pck_cert_chain_pem": data[chain_start:end].rstrip(b"\x00"),
+        },
+    )
+    header = build(
+        QuoteHeader,
+        {
+            "version": version,
+            "attestation_key_type": key_type,
+            "tee_type": tee_type,
+            "reserved": reserved,
+            "qe_vendor_id": qe_vendor_id,
+            "user_data": user_data,
+        },
+    )
+    return build(
+        TdxQuote,
+        {
+            "header": header,
+            "body": body,
+            "signature_data": signature_data,
+            "signed_bytes": data[:body_end],
+            "raw": data[:end],
+        },
     )
 
 

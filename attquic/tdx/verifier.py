@@ -52,8 +52,10 @@ from attquic.errors import (
     PolicyRejected,
     QuoteFormatError,
 )
+from attquic.cmw.model import CMWRecord
 from attquic.logs import get_logger
 from attquic.profile import TDX_QUOTE_MEDIA_TYPE
+from attquic.tdx._frozen import build
 from attquic.tdx.collateral import Collateral, CollateralSource, format_time
 from attquic.tdx.intel_root import intel_sgx_root_ca_der
 from attquic.tdx.policy import AppraisalPolicy
@@ -313,27 +315,42 @@ def _appraise(
     if reasons:
         return _rejected(parsed, PolicyRejected(reasons), status, advisories)
     body = parsed.body
-    attestation = TdxAttestation(
-        verified_at=now,
-        media_type=media_type,
-        evidence=parsed.raw,
-        tcb_status=status,
-        advisory_ids=advisories,
-        mrtd=body.mrtd,
-        rtmrs=body.rtmrs,
-        mrconfigid=body.mrconfigid,
-        mrowner=body.mrowner,
-        mrownerconfig=body.mrownerconfig,
-        mrseam=body.mrseam,
-        td_attributes=body.td_attributes,
-        xfam=body.xfam,
-        report_data=body.report_data,
-        fmspc=bytes.fromhex(collateral.fmspc),  # dcap-qvl checked it equals the PCK's
-        quote=parsed,
-        verified_by=verified_by,
-        trust_anchor=trust_anchor,
+    # build(): the frozen dataclasses' generated __init__ was a third of this path's time.
+    attestation = build(
+        TdxAttestation,
+        {
+            "verified_at": now,
+            "media_type": media_type,
+            "evidence": parsed.raw,
+            "trust_anchor": trust_anchor,
+            "tcb_status": status,
+            "advisory_ids": advisories,
+            "mrtd": body.mrtd,
+            "rtmrs": body.rtmrs,
+            "mrconfigid": body.mrconfigid,
+            "mrowner": body.mrowner,
+            "mrownerconfig": body.mrownerconfig,
+            "mrseam": body.mrseam,
+            "td_attributes": body.td_attributes,
+            "xfam": body.xfam,
+            "report_data": body.report_data,
+            "fmspc": collateral.fmspc_bytes,  # dcap-qvl checked it equals the PCK's
+            "quote": parsed,
+            "verified_by": verified_by,
+        },
     )
-    return QuoteVerdict(True, (), status, advisories, parsed, attestation)
+    return build(
+        QuoteVerdict,
+        {
+            "accepted": True,
+            "reasons": (),
+            "tcb_status": status,
+            "advisory_ids": advisories,
+            "quote": parsed,
+            "attestation": attestation,
+            "error": None,
+        },
+    )
 
 
 def _rejected(
@@ -463,22 +480,33 @@ class TdxVerifier:
         """Verify the TDX quote in ``cmw`` against ``binding`` at ``now``."""
         quote = parse_quote(self.quote_bytes(cmw))
         collateral = await self.collateral.get(quote, now=now)
-        run = functools.partial(
-            _check,
-            quote,
-            collateral,
-            now=now,
-            policy=self.policy,
-            expected_report_data=binding.report_data,
-            unsafe_root_ca_der=self.unsafe_root_ca_der,
-            media_type=self.media_type,
-            cache=self.cache if self.cache.enabled else None,
-            warn_unsafe_root=False,
-        )
+        cache = self.cache if self.cache.enabled else None
         if self.offload_to_thread:
+            run = functools.partial(
+                _check,
+                quote,
+                collateral,
+                now=now,
+                policy=self.policy,
+                expected_report_data=binding.report_data,
+                unsafe_root_ca_der=self.unsafe_root_ca_der,
+                media_type=self.media_type,
+                cache=cache,
+                warn_unsafe_root=False,
+            )
             verdict = await self._offloaded(run, quote, collateral)
         else:
-            verdict = run()
+            verdict = _check(
+                quote,
+                collateral,
+                now=now,
+                policy=self.policy,
+                expected_report_data=binding.report_data,
+                unsafe_root_ca_der=self.unsafe_root_ca_der,
+                media_type=self.media_type,
+                cache=cache,
+                warn_unsafe_root=False,
+            )
         if verdict.error is not None:
             raise verdict.error
         assert verdict.attestation is not None
@@ -507,7 +535,10 @@ class TdxVerifier:
 
     def quote_bytes(self, cmw: object) -> bytes:
         """The quote carried by the one TDX evidence record in ``cmw`` (EvidenceInvalid)."""
-        records = [rec for rec in _records(cmw, depth=0) if _record_type(rec) == self.media_type]
+        if type(cmw) is CMWRecord:  # the common shape, without the generic walk
+            records: list[object] = [cmw] if cmw.type == self.media_type else []
+        else:
+            records = [rec for rec in _records(cmw, depth=0) if _record_type(rec) == self.media_type]
         if len(records) != 1:
             found = "no" if not records else str(len(records))
             raise EvidenceInvalid(f"CMW carries {found} TDX quote record(s); expected exactly one")
