@@ -201,17 +201,49 @@ class TdReportBody:
 
 @dataclass(frozen=True)
 class QeReport:
-    """The Quoting Enclave's SGX report body (384 bytes), signed by the PCK key."""
+    """The Quoting Enclave's SGX report body (384 bytes), signed by the PCK key.
 
-    cpu_svn: bytes
-    misc_select: int
-    attributes: bytes
-    mrenclave: bytes
-    mrsigner: bytes
-    isv_prod_id: int
-    isv_svn: int
-    report_data: bytes
+    Only :attr:`raw` is stored; the fields are decoded from it on first access (dcap-qvl
+    checks the QE report itself, so verification never needs them decoded here)."""
+
     raw: bytes
+    """The 384 bytes as they appear in the quote."""
+
+    @functools.cached_property
+    def _fields(self) -> tuple[Any, ...]:
+        return _QE_REPORT_LAYOUT.unpack(self.raw)
+
+    @property
+    def cpu_svn(self) -> bytes:
+        return bytes(self._fields[0])
+
+    @property
+    def misc_select(self) -> int:
+        return int(self._fields[1])
+
+    @property
+    def attributes(self) -> bytes:
+        return bytes(self._fields[2])
+
+    @property
+    def mrenclave(self) -> bytes:
+        return bytes(self._fields[3])
+
+    @property
+    def mrsigner(self) -> bytes:
+        return bytes(self._fields[4])
+
+    @property
+    def isv_prod_id(self) -> int:
+        return int(self._fields[5])
+
+    @property
+    def isv_svn(self) -> int:
+        return int(self._fields[6])
+
+    @property
+    def report_data(self) -> bytes:
+        return bytes(self._fields[7])
 
 
 @dataclass(frozen=True)
@@ -286,10 +318,15 @@ class TdxQuote:
         """
         pem = self.signature_data.pck_cert_chain_pem
         begin = pem.rfind(_PEM_BEGIN)
-        end = pem.find(_PEM_END, begin)
-        if begin < 0 or end < 0 or pem.find(_PEM_BEGIN) == begin:
+        if begin < 0 or pem.find(_PEM_BEGIN) == begin:
             return False  # no PEM block, or the chain is only one certificate long
-        return _pem_body_is(pem[begin + len(_PEM_BEGIN) : end], bytes(root_der))
+        root_der = bytes(root_der)
+        if pem.startswith(_canonical_pem(root_der), begin):
+            return True  # the block as PEM writers print it: nothing to slice or re-encode
+        end = pem.find(_PEM_END, begin)
+        if end < 0:
+            return False
+        return _pem_body_is(pem[begin + len(_PEM_BEGIN) : end], root_der)
 
     @functools.cached_property
     def fmspc(self) -> bytes:
@@ -464,24 +501,7 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
             "mrservicetd": mrservicetd,
         },
     )
-    qe_raw = data[qe_start : qe_start + QE_REPORT_SIZE]
-    cpu_svn, misc_select, attributes, mrenclave, mrsigner, isv_prod_id, isv_svn, qe_data = (
-        _QE_REPORT_LAYOUT.unpack(qe_raw)
-    )
-    qe_report = build(
-        QeReport,
-        {
-            "cpu_svn": cpu_svn,
-            "misc_select": misc_select,
-            "attributes": attributes,
-            "mrenclave": mrenclave,
-            "mrsigner": mrsigner,
-            "isv_prod_id": isv_prod_id,
-            "isv_svn": isv_svn,
-            "report_data": qe_data,
-            "raw": qe_raw,
-        },
-    )
+    qe_report = build(QeReport, {"raw": data[qe_start : qe_start + QE_REPORT_SIZE]})
     signature_data = build(
         QuoteSignatureData,
         {
@@ -654,20 +674,7 @@ _QE_REPORT_LAYOUT: Final = struct.Struct("<16sI28x16s32s32x32s96xHH60x64s")
 
 
 def _parse_qe_report(raw: bytes) -> QeReport:
-    cpu_svn, misc_select, attributes, mrenclave, mrsigner, isv_prod_id, isv_svn, report_data = (
-        _QE_REPORT_LAYOUT.unpack(raw)
-    )
-    return QeReport(
-        cpu_svn=cpu_svn,
-        misc_select=misc_select,
-        attributes=attributes,
-        mrenclave=mrenclave,
-        mrsigner=mrsigner,
-        isv_prod_id=isv_prod_id,
-        isv_svn=isv_svn,
-        report_data=report_data,
-        raw=raw,
-    )
+    return QeReport(raw=raw)
 
 
 # --- PCK certificate chain ------------------------------------------------------------------
@@ -681,6 +688,17 @@ def _pem_body_is(pem_body: bytes, root_der: bytes) -> bool:
     on the two byte strings only (at most 16 pairs are kept)."""
     body = b"".join(pem_body.split())
     return hmac.compare_digest(body, base64.b64encode(root_der))
+
+
+@functools.lru_cache(maxsize=16)
+def _canonical_pem(der: bytes) -> bytes:
+    """``der`` as a PEM block with 64-column base64 lines and ``\n`` line ends (what OpenSSL,
+    ``cryptography`` and Intel's PCK chains print), up to and including the END line. A block
+    that starts with exactly these bytes encodes ``der``; any other layout is compared by
+    :func:`_pem_body_is`."""
+    text = base64.b64encode(der)
+    lines = b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
+    return _PEM_BEGIN + b"\n" + lines + _PEM_END
 
 
 def _split_pem_chain(pem: bytes) -> tuple[bytes, ...]:

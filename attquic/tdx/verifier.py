@@ -45,6 +45,7 @@ import anyio.to_thread
 import dcap_qvl
 
 from attquic.attestation import HardwareAttestation, TrustAnchor
+from attquic.cmw.model import CMWRecord
 from attquic.errors import (
     AttestationError,
     BindingMismatch,
@@ -52,7 +53,6 @@ from attquic.errors import (
     PolicyRejected,
     QuoteFormatError,
 )
-from attquic.cmw.model import CMWRecord
 from attquic.logs import get_logger
 from attquic.profile import TDX_QUOTE_MEDIA_TYPE
 from attquic.tdx._frozen import build
@@ -176,7 +176,7 @@ def verify_quote(
 
     Raises QuoteFormatError, EvidenceInvalid, BindingMismatch or PolicyRejected.
     """
-    verdict = check_quote(
+    outcome = _outcome(
         quote,
         collateral,
         now=now,
@@ -184,11 +184,16 @@ def verify_quote(
         expected_report_data=expected_report_data,
         unsafe_root_ca_der=unsafe_root_ca_der,
         media_type=media_type,
+        cache=None,
     )
-    if verdict.error is not None:
-        raise verdict.error
-    assert verdict.attestation is not None
-    return verdict.attestation
+    return _accepted_or_raise(outcome)
+
+
+def _accepted_or_raise(outcome: TdxAttestation | QuoteVerdict) -> TdxAttestation:
+    if isinstance(outcome, QuoteVerdict):
+        assert outcome.error is not None  # _check returns a QuoteVerdict for rejections only
+        raise outcome.error
+    return outcome
 
 
 def check_quote(
@@ -227,6 +232,37 @@ def _check(
     warn_unsafe_root: bool = True,
 ) -> QuoteVerdict:
     """:func:`check_quote`, taking DCAP's verdict from ``cache`` when it has a proof of it."""
+    outcome = _outcome(
+        quote,
+        collateral,
+        now=now,
+        policy=policy,
+        expected_report_data=expected_report_data,
+        unsafe_root_ca_der=unsafe_root_ca_der,
+        media_type=media_type,
+        cache=cache,
+        warn_unsafe_root=warn_unsafe_root,
+    )
+    if isinstance(outcome, QuoteVerdict):
+        return outcome
+    return QuoteVerdict(True, (), outcome.tcb_status, outcome.advisory_ids, outcome.quote, outcome)
+
+
+def _outcome(
+    quote: bytes | TdxQuote,
+    collateral: Collateral,
+    *,
+    now: float,
+    policy: AppraisalPolicy,
+    expected_report_data: bytes | None,
+    unsafe_root_ca_der: bytes | None,
+    media_type: str,
+    cache: VerdictCache | None,
+    warn_unsafe_root: bool = True,
+) -> TdxAttestation | QuoteVerdict:
+    """:func:`_check` without building a verdict for an accepted quote: the result, or the
+    rejection (a QuoteVerdict here is always a rejection). :func:`verify_quote` and
+    :meth:`TdxVerifier.verify` need no accepted verdict, so they call this directly."""
     try:
         parsed = quote if isinstance(quote, TdxQuote) else parse_quote(quote)
     except QuoteFormatError as exc:
@@ -304,8 +340,9 @@ def _appraise(
     dcap_verdict: DcapVerdict,
     verified_by: VerifiedBy,
     trust_anchor: TrustAnchor,
-) -> QuoteVerdict:
-    """Binding and policy on a quote DCAP accepted (steps 5 and 6): never cached."""
+) -> TdxAttestation | QuoteVerdict:
+    """Binding and policy on a quote DCAP accepted (steps 5 and 6): never cached. Returns the
+    result, or the rejection."""
     status = dcap_verdict.tcb_status
     advisories = dcap_verdict.advisory_ids
     binding_error = _binding_error(parsed, expected_report_data)
@@ -316,7 +353,7 @@ def _appraise(
         return _rejected(parsed, PolicyRejected(reasons), status, advisories)
     body = parsed.body
     # build(): the frozen dataclasses' generated __init__ was a third of this path's time.
-    attestation = build(
+    return build(
         TdxAttestation,
         {
             "verified_at": now,
@@ -337,18 +374,6 @@ def _appraise(
             "fmspc": collateral.fmspc_bytes,  # dcap-qvl checked it equals the PCK's
             "quote": parsed,
             "verified_by": verified_by,
-        },
-    )
-    return build(
-        QuoteVerdict,
-        {
-            "accepted": True,
-            "reasons": (),
-            "tcb_status": status,
-            "advisory_ids": advisories,
-            "quote": parsed,
-            "attestation": attestation,
-            "error": None,
         },
     )
 
@@ -483,7 +508,7 @@ class TdxVerifier:
         cache = self.cache if self.cache.enabled else None
         if self.offload_to_thread:
             run = functools.partial(
-                _check,
+                _outcome,
                 quote,
                 collateral,
                 now=now,
@@ -494,9 +519,9 @@ class TdxVerifier:
                 cache=cache,
                 warn_unsafe_root=False,
             )
-            verdict = await self._offloaded(run, quote, collateral)
+            outcome = await self._offloaded(run, quote, collateral)
         else:
-            verdict = _check(
+            outcome = _outcome(
                 quote,
                 collateral,
                 now=now,
@@ -507,14 +532,14 @@ class TdxVerifier:
                 cache=cache,
                 warn_unsafe_root=False,
             )
-        if verdict.error is not None:
-            raise verdict.error
-        assert verdict.attestation is not None
-        return verdict.attestation
+        return _accepted_or_raise(outcome)
 
     async def _offloaded(
-        self, run: Callable[[], QuoteVerdict], quote: TdxQuote, collateral: Collateral
-    ) -> QuoteVerdict:
+        self,
+        run: Callable[[], TdxAttestation | QuoteVerdict],
+        quote: TdxQuote,
+        collateral: Collateral,
+    ) -> TdxAttestation | QuoteVerdict:
         """``run`` in a worker thread; concurrent calls for the same quote and collateral wait
         for the first one, so that the verification cache answers them (inline, the event loop
         serialises the calls anyway). A leader that fails or is cancelled still wakes them; after
@@ -538,7 +563,9 @@ class TdxVerifier:
         if type(cmw) is CMWRecord:  # the common shape, without the generic walk
             records: list[object] = [cmw] if cmw.type == self.media_type else []
         else:
-            records = [rec for rec in _records(cmw, depth=0) if _record_type(rec) == self.media_type]
+            records = [
+                rec for rec in _records(cmw, depth=0) if _record_type(rec) == self.media_type
+            ]
         if len(records) != 1:
             found = "no" if not records else str(len(records))
             raise EvidenceInvalid(f"CMW carries {found} TDX quote record(s); expected exactly one")
@@ -547,7 +574,7 @@ class TdxVerifier:
         if indicator is not None and not int(indicator) & _EVIDENCE_INDICATOR:
             raise EvidenceInvalid("the TDX quote record is not marked as evidence (ind)")
         value = getattr(record, "value", None)
-        if not isinstance(value, bytes | bytearray):
+        if not isinstance(value, (bytes, bytearray)):  # a tuple: "bytes | bytearray" allocates
             raise EvidenceInvalid("the TDX quote record's value is not bytes")
         return bytes(value)
 
