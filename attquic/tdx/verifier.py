@@ -277,15 +277,16 @@ def _outcome(
     remembered = cache.lookup(parsed, collateral, root_der, now) if cache is not None else None
     if remembered is not None:
         dcap_verdict, verified_by = remembered
+        status, advisories = dcap_verdict.tcb_status, dcap_verdict.advisory_ids
     else:
         outcome = _run_dcap(
             parsed, collateral, now, root_der, unsafe_root_ca_der, policy, expected_report_data
         )
         if isinstance(outcome, QuoteVerdict):
             return outcome
-        dcap_verdict, verified_by = outcome, "dcap-qvl"
+        (status, advisories), verified_by = outcome, "dcap-qvl"
         if cache is not None:
-            cache.remember(parsed, collateral, root_der, now, dcap_verdict)
+            cache.remember(parsed, collateral, root_der, now, DcapVerdict(status, advisories))
     anchor = TrustAnchor.VENDOR_ROOT if unsafe_root_ca_der is None else TrustAnchor.TEST_ROOT
     return _appraise(
         parsed,
@@ -294,7 +295,8 @@ def _outcome(
         policy,
         expected_report_data,
         media_type,
-        dcap_verdict,
+        status,
+        advisories,
         verified_by,
         anchor,
     )
@@ -308,8 +310,9 @@ def _run_dcap(
     unsafe_root_ca_der: bytes | None,
     policy: AppraisalPolicy,
     expected_report_data: bytes | None,
-) -> DcapVerdict | QuoteVerdict:
-    """dcap-qvl's verdict on an accepted quote, or the rejection :func:`check_quote` returns."""
+) -> tuple[str, tuple[str, ...]] | QuoteVerdict:
+    """dcap-qvl's verdict on an accepted quote (TCB status, advisory ids), or the rejection
+    :func:`check_quote` returns."""
     try:
         if unsafe_root_ca_der is None:
             report = dcap_qvl.verify(parsed.raw, collateral.qvl, int(now))
@@ -327,7 +330,7 @@ def _run_dcap(
         if not any(reason.startswith(engine_reason) for reason in reasons):
             reasons.insert(0, f"{engine_reason} (dcap-qvl refuses this whatever the policy)")
         return _rejected(parsed, PolicyRejected(reasons))
-    return DcapVerdict(str(report.status), tuple(report.advisory_ids))
+    return str(report.status), tuple(report.advisory_ids)
 
 
 def _appraise(
@@ -337,14 +340,13 @@ def _appraise(
     policy: AppraisalPolicy,
     expected_report_data: bytes | None,
     media_type: str,
-    dcap_verdict: DcapVerdict,
+    status: str,
+    advisories: tuple[str, ...],
     verified_by: VerifiedBy,
     trust_anchor: TrustAnchor,
 ) -> TdxAttestation | QuoteVerdict:
     """Binding and policy on a quote DCAP accepted (steps 5 and 6): never cached. Returns the
     result, or the rejection."""
-    status = dcap_verdict.tcb_status
-    advisories = dcap_verdict.advisory_ids
     binding_error = _binding_error(parsed, expected_report_data)
     if binding_error is not None:
         return _rejected(parsed, binding_error, status, advisories)
