@@ -317,15 +317,17 @@ class TdxQuote:
         ``root_der``, which avoids decoding the whole chain on the verification hot path.
         """
         pem = self.signature_data.pck_cert_chain_pem
-        begin = pem.rfind(_PEM_BEGIN)
-        if begin < 0 or pem.find(_PEM_BEGIN) == begin:
-            return False  # no PEM block, or the chain is only one certificate long
         root_der = bytes(root_der)
-        if pem.startswith(_canonical_pem(root_der), begin):
-            return True  # the block as PEM writers print it: nothing to slice or re-encode
+        block, block_nl = _canonical_pem(root_der)
+        if pem.endswith(block_nl) or pem.endswith(block):
+            # The chain ends with the root as PEM writers print it (nothing to slice or
+            # re-encode): that block is the last one; it must not be the only one.
+            last = len(pem) - (len(block_nl) if pem.endswith(block_nl) else len(block))
+            return pem.find(_PEM_BEGIN) < last
+        begin = pem.rfind(_PEM_BEGIN)
         end = pem.find(_PEM_END, begin)
-        if end < 0:
-            return False
+        if begin < 0 or end < 0 or pem.find(_PEM_BEGIN) == begin:
+            return False  # no PEM block, or the chain is only one certificate long
         return _pem_body_is(pem[begin + len(_PEM_BEGIN) : end], root_der)
 
     @functools.cached_property
@@ -691,14 +693,16 @@ def _pem_body_is(pem_body: bytes, root_der: bytes) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _canonical_pem(der: bytes) -> bytes:
+def _canonical_pem(der: bytes) -> tuple[bytes, bytes]:
     """``der`` as a PEM block with 64-column base64 lines and ``\n`` line ends (what OpenSSL,
-    ``cryptography`` and Intel's PCK chains print), up to and including the END line. A block
-    that starts with exactly these bytes encodes ``der``; any other layout is compared by
+    ``cryptography`` and Intel's PCK chains print), up to and including the END line, and the
+    same with a final ``\n``. A chain ending with either ends with a block encoding ``der``
+    (no BEGIN or END line can hide inside the block); any other layout is compared by
     :func:`_pem_body_is`."""
     text = base64.b64encode(der)
     lines = b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
-    return _PEM_BEGIN + b"\n" + lines + _PEM_END
+    block = _PEM_BEGIN + b"\n" + lines + _PEM_END
+    return block, block + b"\n"
 
 
 def _split_pem_chain(pem: bytes) -> tuple[bytes, ...]:
