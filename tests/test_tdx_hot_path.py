@@ -66,6 +66,11 @@ def _samples(tdx_samples_dir: Path) -> list[bytes]:
     ]
 
 
+def _is_cached(cls: type, name: str) -> bool:
+    """A functools.cached_property's value (kept in the instance dict once computed)."""
+    return isinstance(getattr(cls, name, None), functools.cached_property)
+
+
 def _assert_identical(built: Any, constructed: Any, path: str = "quote") -> None:
     """Same class and the very same attributes, recursively through the model's objects."""
     assert type(built) is type(constructed), path
@@ -73,8 +78,9 @@ def _assert_identical(built: Any, constructed: Any, path: str = "quote") -> None
         assert built == constructed, path
         return
     names = [f.name for f in dataclasses.fields(built)]
-    assert list(vars(built)) == names, f"{path}: {list(vars(built))} != {names}"
-    assert list(vars(constructed)) == names, path
+    for instance in (built, constructed):
+        stored = [name for name in vars(instance) if not _is_cached(type(instance), name)]
+        assert stored == names, f"{path}: {stored} != {names}"
     for name in names:
         _assert_identical(getattr(built, name), getattr(constructed, name), f"{path}.{name}")
 
@@ -327,3 +333,27 @@ def test_binding_and_window_still_refuse() -> None:
         verify_quote(raw, _collateral(), now=NOW + 400 * 86400, **common)
     with pytest.raises(BindingMismatch):
         verify_quote(raw, _collateral(), now=NOW, expected_report_data=bytes(63) + b"\1", **common)
+
+
+def test_platform_parts_are_reused_only_for_equal_bytes(tdx_samples_dir: Path) -> None:
+    """The hot path keeps the last quote's header and platform parts (attestation key .. PCK
+    chain); a quote that differs in any of those bytes gets its own."""
+    samples = _samples(tdx_samples_dir)
+    base = samples[2]
+    quote = parse_quote(base)
+    tail_start = len(quote.signed_bytes) + 4 + 64
+    variants = [base, *samples]
+    for offset in (0, 20, tail_start, tail_start + 64 + 10, tail_start + 64 + 384 + 64 + 3):
+        mutated = bytearray(base)
+        mutated[offset] ^= 0x01
+        variants.append(bytes(mutated))
+    variants.append(base[:-5] + b"AAAA" + base[-1:])  # inside the PEM's last line
+    for data in variants + variants[::-1] + variants:
+        fast = _parse_well_formed(data)
+        if fast is None:  # the mutation broke the structure: the checked parser decides
+            continue
+        _assert_identical(fast, _parse_checked(data))
+        assert fast.signature_data.pck_cert_chain_pem in data
+        assert fast.signature_data.qe_report.raw in data
+    again = parse_quote(base)
+    assert again.signature_data.qe_report is parse_quote(base).signature_data.qe_report

@@ -409,6 +409,17 @@ _V5_REPORT_TYPES: Final = {
 """v5 body type -> (report type, body size), for the hot path (no enum construction)."""
 
 
+_PlatformParts = tuple[bytes, "QeReport", bytes, bytes, bytes]
+"""Attestation key, QE report, its signature, QE auth data, PCK chain PEM."""
+_last_header: tuple[bytes, QuoteHeader] | None = None
+"""The header bytes of the last quote parsed on the hot path, and their QuoteHeader."""
+_last_platform_tail: tuple[bytes, _PlatformParts] | None = None
+"""The bytes after the quote signature (attestation key .. PCK chain) of the last quote parsed
+on the hot path, and what was parsed from them. Every quote of one platform repeats these
+~4 KB; a quote whose bytes there are equal reuses the parts (immutable) instead of copying them
+again. One entry (~4 KB) per process; a quote of another platform replaces it."""
+
+
 def _parse_well_formed(data: bytes) -> TdxQuote | None:
     """The verification hot path: the same quote :func:`_parse_checked` returns, with whole
     structures unpacked at once, or ``None`` as soon as anything is unusual (too short, a
@@ -503,27 +514,50 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
             "mrservicetd": mrservicetd,
         },
     )
-    qe_report = build(QeReport, {"raw": data[qe_start : qe_start + QE_REPORT_SIZE]})
+    global _last_header, _last_platform_tail
+    last_header = _last_header
+    if last_header is not None and data.startswith(last_header[0]):
+        header = last_header[1]
+    else:
+        header = build(
+            QuoteHeader,
+            {
+                "version": version,
+                "attestation_key_type": key_type,
+                "tee_type": tee_type,
+                "reserved": reserved,
+                "qe_vendor_id": qe_vendor_id,
+                "user_data": user_data,
+            },
+        )
+        _last_header = (data[:HEADER_SIZE], header)
+    tail_start = start + SIGNATURE_SIZE
+    last_tail = _last_platform_tail
+    if (
+        last_tail is not None
+        and end - tail_start == len(last_tail[0])
+        and data.startswith(last_tail[0], tail_start)
+    ):
+        platform = last_tail[1]
+    else:
+        platform = (
+            data[tail_start : outer_start - 6],
+            build(QeReport, {"raw": data[qe_start : qe_start + QE_REPORT_SIZE]}),
+            data[qe_start + QE_REPORT_SIZE : auth_start - 2],
+            data[auth_start : auth_start + auth_size],
+            data[chain_start:end].rstrip(b"\x00"),
+        )
+        _last_platform_tail = (data[tail_start:end], platform)
+    attestation_key, qe_report, qe_report_signature, qe_auth_data, pck_cert_chain_pem = platform
     signature_data = build(
         QuoteSignatureData,
         {
-            "signature": data[start : start + SIGNATURE_SIZE],
-            "attestation_key": data[start + SIGNATURE_SIZE : outer_start - 6],
+            "signature": data[start:tail_start],
+            "attestation_key": attestation_key,
             "qe_report": qe_report,
-            "qe_report_signature": data[qe_start + QE_REPORT_SIZE : auth_start - 2],
-            "qe_auth_data": data[auth_start : auth_start + auth_size],
-            "pck_cert_chain_pem": data[chain_start:end].rstrip(b"\x00"),
-        },
-    )
-    header = build(
-        QuoteHeader,
-        {
-            "version": version,
-            "attestation_key_type": key_type,
-            "tee_type": tee_type,
-            "reserved": reserved,
-            "qe_vendor_id": qe_vendor_id,
-            "user_data": user_data,
+            "qe_report_signature": qe_report_signature,
+            "qe_auth_data": qe_auth_data,
+            "pck_cert_chain_pem": pck_cert_chain_pem,
         },
     )
     return build(
