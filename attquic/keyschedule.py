@@ -27,7 +27,6 @@ __all__ = [
     "hash_algorithm",
     "hkdf_expand",
     "hkdf_expand_label",
-    "hmac_digest",
     "tls_exporter",
 ]
 
@@ -50,70 +49,28 @@ _DIGEST_SIZES = {name: hashlib.new(name).digest_size for name in _HASHES}
 
 
 class _HmacKey:
-    """HMAC (RFC 2104) under one key, with the key's inner and outer pad states hashed once.
+    """HMAC under one key (the standard library's), the key's pads processed once.
 
-    ``digest(msg)`` equals ``hmac.digest(key, msg, hash_name)`` (tests/test_keyschedule.py
-    checks it); it costs two hash-state copies instead of OpenSSL's per-call HMAC setup, and a
-    key used for several messages (the exporter master secret: three exporters per side and
-    exchange) pays the pad hashing once. The pads are XORed as integers, not through a table
-    indexed by key bytes.
+    ``digest(msg)`` copies a keyed :mod:`hmac` object instead of keying a new one: a key used
+    for several messages (the exporter master secret: three exporters per side and exchange)
+    pays the key setup once.
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes, hash_name: str) -> None:
-        new = _CONSTRUCTORS.get(hash_name) or functools.partial(hashlib.new, hash_name)
-        inner = new()
-        block = inner.block_size
-        if len(key) > block:
-            key = new(key).digest()
-        padded = int.from_bytes(key.ljust(block, b"\x00"), "big")
-        inner.update((padded ^ _ipad(block)).to_bytes(block, "big"))
-        outer = new((padded ^ _opad(block)).to_bytes(block, "big"))
-        self._inner = inner
-        self._outer = outer
+        self._keyed = hmac.new(key, digestmod=hash_name)
 
     def digest(self, msg: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(msg)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
-def hmac_digest(key: bytes, msg: bytes, hash_name: str) -> bytes:
-    """``hmac.digest(key, msg, hash_name)`` computed with two hashlib hashes (RFC 2104).
-
-    The same bytes (tests/test_keyschedule.py checks it), cheaper inside the exchange than
-    OpenSSL's one-shot HMAC, which sets up a MAC context per call; other hashes than the TLS 1.3
-    suite hashes go to :func:`hmac.digest`.
-    """
-    new = _CONSTRUCTORS.get(hash_name)
-    if new is None:
-        return hmac.digest(key, msg, hash_name)
-    block = _BLOCK_SIZES[hash_name]
-    if len(key) > block:
-        key = new(key).digest()
-    padded = int.from_bytes(key, "big") << (8 * (block - len(key)))
-    inner = new((padded ^ _ipad(block)).to_bytes(block, "big") + msg).digest()
-    return new((padded ^ _opad(block)).to_bytes(block, "big") + inner).digest()
-
-
-@functools.cache
-def _ipad(block: int) -> int:
-    return int.from_bytes(b"\x36" * block, "big")
-
-
-@functools.cache
-def _opad(block: int) -> int:
-    return int.from_bytes(b"\x5c" * block, "big")
+        mac = self._keyed.copy()
+        mac.update(msg)
+        return mac.digest()
 
 
 _CONSTRUCTORS: dict[str, Callable[..., hashlib._Hash]] = {
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
 }
-_BLOCK_SIZES = {name: new().block_size for name, new in _CONSTRUCTORS.items()}
 
 
 def _hkdf_expand_with(mac: _HmacKey, digest_size: int, info: bytes, length: int) -> bytes:
@@ -241,7 +198,7 @@ class ExporterSecret:
         context_hash = _CONSTRUCTORS[name](context).digest() if context else _EMPTY_DIGESTS[name]
         info = _label_info(b"exporter", context_hash, length)
         if length <= size:  # one block (every RFC 9261 and binder export)
-            return hmac_digest(per_label, info + b"\x01", name)[:length]
+            return hmac.digest(per_label, info + b"\x01", name)[:length]
         return _hkdf_expand_with(_HmacKey(per_label, name), size, info, length)
 
 

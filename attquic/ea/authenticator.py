@@ -83,7 +83,7 @@ from attquic.errors import (
     UnofferedExtension,
     UnsupportedSignatureScheme,
 )
-from attquic.keyschedule import Exporter, hmac_digest
+from attquic.keyschedule import Exporter
 
 __all__ = [
     "CERTIFICATE_VERIFY_LABEL",
@@ -260,7 +260,7 @@ def complete_authenticator(
     content = _CERTIFICATE_VERIFY_PREFIX + transcript.digest()
     certificate_verify = CertificateVerifyMessage(scheme, signer(content)).encode()
     transcript.update(certificate_verify)
-    verify_data = hmac_digest(keys.finished_key, transcript.digest(), keys.hash_name)
+    verify_data = hmac.digest(keys.finished_key, transcript.digest(), keys.hash_name)
     finished = FinishedMessage(verify_data).encode()
     return b"".join((certificate, certificate_verify, finished))
 
@@ -503,7 +503,7 @@ def _check(
     verify(leaf_key, scheme, certificate_verify.signature, content)
 
     transcript.update(received.certificate_verify_bytes)
-    expected_mac = hmac_digest(keys.finished_key, transcript.digest(), keys.hash_name)
+    expected_mac = hmac.digest(keys.finished_key, transcript.digest(), keys.hash_name)
     if not hmac.compare_digest(expected_mac, received.finished.verify_data):
         raise BadFinished("the Finished MAC does not match")
     return ValidatedAuthenticator(
