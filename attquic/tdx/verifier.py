@@ -191,7 +191,7 @@ def verify_quote(
 
 def _accepted_or_raise(outcome: TdxAttestation | QuoteVerdict) -> TdxAttestation:
     if isinstance(outcome, QuoteVerdict):
-        assert outcome.error is not None  # _check returns a QuoteVerdict for rejections only
+        assert outcome.error is not None  # _outcome returns a QuoteVerdict for rejections only
         raise outcome.error
     return outcome
 
