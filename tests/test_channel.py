@@ -392,3 +392,37 @@ async def test_a_stream_already_queued_is_accepted_without_suspending() -> None:
         async with connect_verifying(server) as connection:
             assert await echo_once(connection, b"queued") == b"queued"
     assert len(outcome) == 1 and isinstance(outcome[0], attquic.AttestedStream)
+
+
+async def test_an_answer_and_its_fin_leave_in_one_datagram() -> None:
+    """The first write on the peer's stream is deferred like a request's: the answer and its
+    FIN share a packet, so the client reads one datagram before its first byte, not two."""
+    counts: list[int] = []
+
+    async def answer(connection: attquic.AttestedConnection) -> None:
+        stream = await connection.accept_stream()
+        request = await stream.receive_all()
+        await _quiet(connection)
+        transport = connection._protocol._transport
+        assert transport is not None
+        sent: list[bytes] = []
+        original = transport.sendto
+
+        def counting(data: bytes, addr: object = None) -> None:
+            sent.append(data)
+            original(data, addr)
+
+        transport.sendto = counting  # type: ignore[method-assign]
+        try:
+            await stream.send(request.upper())
+            assert sent == []  # the first write waits for the next transmit...
+            await stream.send_eof()
+            counts.append(len(sent))  # ...so the answer and its FIN share one packet
+        finally:
+            transport.sendto = original  # type: ignore[method-assign]
+        await asyncio.sleep(0.2)
+
+    async with running_server(attestation(attester=default_attester()), answer) as server:
+        async with connect_verifying(server) as connection:
+            assert await echo_once(connection, b"question") == b"QUESTION"
+    assert counts == [1]
