@@ -101,3 +101,28 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
         assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
     assert report["tdx_cost"]["latency_ms"] == pytest.approx(39.0)
     assert Path(report["tdx_cost_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_runs_two_variants_of_this_tree() -> None:
+    """benchmarks/compare.py (the interleaved TTFB comparison docs/benchmarks.md cites) starts a
+    pair of processes per variant and prints one line per variant, the first as baseline."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "compare.py"),
+            "2",
+            "3",
+            f"plain={ROOT}:plain",
+            f"attested={ROOT}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["plain", "attested"]
+    assert "ratio 1.000" in lines[0]
+    assert "n=6" in lines[1] and "'verification'" in lines[1]
