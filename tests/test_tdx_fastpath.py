@@ -46,7 +46,7 @@ from attquic.tdx.verdict_cache import (
     VerificationCacheSettings,
     masked_quote,
 )
-from attquic.tdx.verifier import TdxAttestation, TdxVerifier, _check
+from attquic.tdx.verifier import QuoteVerdict, TdxAttestation, TdxVerifier, _outcome
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=SimulatedTdxWarning)
 
@@ -129,7 +129,7 @@ def attquic_verdict(
     case: Case, quote: bytes, *, cache: VerdictCache | None, now: float | None = None
 ) -> tuple[Outcome, str | None]:
     """attquic's verdict under the permissive policy, and the path that verified it."""
-    verdict = _check(
+    outcome = _outcome(
         quote,
         case.collateral,
         now=case.now if now is None else now,
@@ -140,11 +140,10 @@ def attquic_verdict(
         cache=cache,
         warn_unsafe_root=False,
     )
-    if not verdict.accepted:
+    if isinstance(outcome, QuoteVerdict):  # _outcome's rejections
+        assert not outcome.accepted
         return REJECTED, None
-    assert verdict.attestation is not None and verdict.tcb_status is not None
-    outcome = (True, verdict.tcb_status, verdict.advisory_ids)
-    return outcome, verdict.attestation.verified_by
+    return (True, outcome.tcb_status, outcome.advisory_ids), outcome.verified_by
 
 
 def assert_differential(case: Case, quote: bytes) -> str | None:

@@ -207,31 +207,6 @@ def check_quote(
     media_type: str = TDX_QUOTE_MEDIA_TYPE,
 ) -> QuoteVerdict:
     """Like :func:`verify_quote`, but return a :class:`QuoteVerdict` instead of raising."""
-    return _check(
-        quote,
-        collateral,
-        now=now,
-        policy=policy,
-        expected_report_data=expected_report_data,
-        unsafe_root_ca_der=unsafe_root_ca_der,
-        media_type=media_type,
-        cache=None,
-    )
-
-
-def _check(
-    quote: bytes | TdxQuote,
-    collateral: Collateral,
-    *,
-    now: float,
-    policy: AppraisalPolicy,
-    expected_report_data: bytes | None,
-    unsafe_root_ca_der: bytes | None,
-    media_type: str,
-    cache: VerdictCache | None,
-    warn_unsafe_root: bool = True,
-) -> QuoteVerdict:
-    """:func:`check_quote`, taking DCAP's verdict from ``cache`` when it has a proof of it."""
     outcome = _outcome(
         quote,
         collateral,
@@ -240,8 +215,7 @@ def _check(
         expected_report_data=expected_report_data,
         unsafe_root_ca_der=unsafe_root_ca_der,
         media_type=media_type,
-        cache=cache,
-        warn_unsafe_root=warn_unsafe_root,
+        cache=None,
     )
     if isinstance(outcome, QuoteVerdict):
         return outcome
@@ -260,9 +234,9 @@ def _outcome(
     cache: VerdictCache | None,
     warn_unsafe_root: bool = True,
 ) -> TdxAttestation | QuoteVerdict:
-    """:func:`_check` without building a verdict for an accepted quote: the result, or the
-    rejection (a QuoteVerdict here is always a rejection). :func:`verify_quote` and
-    :meth:`TdxVerifier.verify` need no accepted verdict, so they call this directly."""
+    """The verification: the result for an accepted quote (no verdict object built: only
+    :func:`check_quote` needs one), or the rejection as a :class:`QuoteVerdict`. DCAP's verdict
+    comes from ``cache`` when it has a proof of it, else from dcap-qvl."""
     try:
         parsed = quote if isinstance(quote, TdxQuote) else parse_quote(quote)
     except QuoteFormatError as exc:
