@@ -27,8 +27,9 @@ import enum
 import functools
 import hmac
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, overload
 
 from cryptography import x509
 
@@ -199,6 +200,26 @@ class TdReportBody:
     """TD report 1.5 only."""
 
 
+_F = TypeVar("_F")
+
+
+class _QeField(Generic[_F]):
+    """A QE report field, decoded from the report's bytes on first read (see :class:`QeReport`)."""
+
+    def __init__(self, index: int, convert: Callable[[Any], _F]) -> None:
+        self._index = index
+        self._convert = convert
+
+    @overload
+    def __get__(self, report: None, owner: type[QeReport]) -> _QeField[_F]: ...
+    @overload
+    def __get__(self, report: QeReport, owner: type[QeReport]) -> _F: ...
+    def __get__(self, report: QeReport | None, owner: type[QeReport]) -> _QeField[_F] | _F:
+        if report is None:
+            return self  # read on the class (introspection, docs)
+        return self._convert(report._fields[self._index])
+
+
 @dataclass(frozen=True)
 class QeReport:
     """The Quoting Enclave's SGX report body (384 bytes), signed by the PCK key.
@@ -213,37 +234,14 @@ class QeReport:
     def _fields(self) -> tuple[Any, ...]:
         return _QE_REPORT_LAYOUT.unpack(self.raw)
 
-    @property
-    def cpu_svn(self) -> bytes:
-        return bytes(self._fields[0])
-
-    @property
-    def misc_select(self) -> int:
-        return int(self._fields[1])
-
-    @property
-    def attributes(self) -> bytes:
-        return bytes(self._fields[2])
-
-    @property
-    def mrenclave(self) -> bytes:
-        return bytes(self._fields[3])
-
-    @property
-    def mrsigner(self) -> bytes:
-        return bytes(self._fields[4])
-
-    @property
-    def isv_prod_id(self) -> int:
-        return int(self._fields[5])
-
-    @property
-    def isv_svn(self) -> int:
-        return int(self._fields[6])
-
-    @property
-    def report_data(self) -> bytes:
-        return bytes(self._fields[7])
+    cpu_svn = _QeField(0, bytes)
+    misc_select = _QeField(1, int)
+    attributes = _QeField(2, bytes)
+    mrenclave = _QeField(3, bytes)
+    mrsigner = _QeField(4, bytes)
+    isv_prod_id = _QeField(5, int)
+    isv_svn = _QeField(6, int)
+    report_data = _QeField(7, bytes)
 
 
 @dataclass(frozen=True)
