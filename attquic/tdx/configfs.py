@@ -158,9 +158,9 @@ class ConfigfsTsmAttester:
         max_attempts: int = _DEFAULT_MAX_ATTEMPTS,
         entry_prefix: str = "attquic",
         batching: bool = True,
-        max_batch_size: int | None = None,
+        max_batch_size: int = profile.DEFAULT_MAX_BATCH_SIZE,
     ) -> None:
-        from attquic.batching import DEFAULT_MAX_BATCH_SIZE, EvidenceBatcher
+        from attquic.batching import EvidenceBatcher
 
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
@@ -171,12 +171,7 @@ class ConfigfsTsmAttester:
         self._max_attempts = max_attempts
         self._entry_prefix = entry_prefix
         self._batcher = (
-            EvidenceBatcher(
-                self.attest,
-                max_batch_size=DEFAULT_MAX_BATCH_SIZE if max_batch_size is None else max_batch_size,
-            )
-            if batching
-            else None
+            EvidenceBatcher(self.attest, max_batch_size=max_batch_size) if batching else None
         )
 
     @property

@@ -791,9 +791,9 @@ class SimulatedTdxAttester:
         td_attributes: int = DEFAULT_TD_ATTRIBUTES,
         quote_latency: float = 0.0,
         batching: bool = True,
-        max_batch_size: int | None = None,
+        max_batch_size: int = profile.DEFAULT_MAX_BATCH_SIZE,
     ) -> None:
-        from attquic.batching import DEFAULT_MAX_BATCH_SIZE, EvidenceBatcher
+        from attquic.batching import EvidenceBatcher
 
         if version not in (4, 5):
             raise ConfigurationError(f"quote version must be 4 or 5, got {version!r}")
@@ -801,12 +801,7 @@ class SimulatedTdxAttester:
             raise ConfigurationError(f"quote_latency must be 0..60 seconds, got {quote_latency!r}")
         self._quote_latency = float(quote_latency)
         self._batcher = (
-            EvidenceBatcher(
-                self.attest,
-                max_batch_size=DEFAULT_MAX_BATCH_SIZE if max_batch_size is None else max_batch_size,
-            )
-            if batching
-            else None
+            EvidenceBatcher(self.attest, max_batch_size=max_batch_size) if batching else None
         )
         self._measurements = SimulatedMeasurements(
             mrtd=measurements.mrtd if mrtd is None else mrtd,
