@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -241,13 +242,7 @@ async def test_a_request_and_its_fin_leave_in_one_datagram() -> None:
             transport = protocol._transport
             assert transport is not None
             sent: list[bytes] = []
-            original = transport.sendto
-
-            def counting(data: bytes, addr: object = None) -> None:
-                sent.append(data)
-                original(data, addr)
-
-            transport.sendto = counting  # type: ignore[method-assign]
+            undo = _record_sends(transport, sent)
             try:
                 stream = await connection.open_stream()
                 await stream.send(b"request")
@@ -264,7 +259,7 @@ async def test_a_request_and_its_fin_leave_in_one_datagram() -> None:
                 await second.send_eof()
                 assert await second.receive_all() == b"ab"
             finally:
-                transport.sendto = original  # type: ignore[method-assign]
+                undo()
     assert app.received == [b"request", b"ab"]
 
 
@@ -300,20 +295,27 @@ async def test_verification_in_a_worker_thread() -> None:
             assert await echo_once(connection, b"threaded") == b"threaded"
 
 
-def _count_client_datagrams_from_the_gate(monkeypatch: pytest.MonkeyPatch, sent: list[int]) -> None:
-    """Record the size of every datagram the client sends from the moment its gate opens."""
+def _record_sends(transport: asyncio.DatagramTransport, sent: list[bytes]) -> Callable[[], None]:
+    """Append every datagram ``transport`` sends to ``sent``; returns the undo."""
+    original = transport.sendto
+
+    def recording(data: bytes, addr: object = None) -> None:
+        sent.append(data)
+        original(data, addr)
+
+    transport.sendto = recording  # type: ignore[method-assign]
+    return lambda: setattr(transport, "sendto", original)
+
+
+def _count_client_datagrams_from_the_gate(
+    monkeypatch: pytest.MonkeyPatch, sent: list[bytes]
+) -> None:
+    """Record every datagram the client sends from the moment its gate opens."""
     open_gate = AttestedQuicProtocol._open_gate
 
     def counting_open_gate(self: AttestedQuicProtocol) -> None:
-        transport = self._transport
-        if self._is_client and transport is not None:
-            original = transport.sendto
-
-            def counting(data: bytes, addr: object = None) -> None:
-                sent.append(len(data))
-                original(data, addr)
-
-            transport.sendto = counting  # type: ignore[method-assign]
+        if self._is_client and self._transport is not None:
+            _record_sends(self._transport, sent)
         open_gate(self)
 
     monkeypatch.setattr(AttestedQuicProtocol, "_open_gate", counting_open_gate)
@@ -325,7 +327,7 @@ async def test_the_result_and_the_first_request_share_one_datagram(
     """The client's gate opens on its own verification, with the RESULT still to send: the
     transmit is held until the application's first request, so RESULT, acknowledgements,
     request and FIN leave in one datagram and the server reads them from one packet."""
-    sent: list[int] = []
+    sent: list[bytes] = []
     _count_client_datagrams_from_the_gate(monkeypatch, sent)
     app = EchoApp()
     async with running_server(attestation(attester=default_attester()), app) as server:
@@ -344,7 +346,7 @@ async def test_the_result_leaves_when_the_client_never_writes(
 ) -> None:
     """The hold lasts the two loop iterations the gate's waiters take, not until a write: a
     client that only listens still sends its RESULT, and the server's gate opens."""
-    sent: list[int] = []
+    sent: list[bytes] = []
     _count_client_datagrams_from_the_gate(monkeypatch, sent)
     served = asyncio.Event()
 
@@ -406,20 +408,14 @@ async def test_an_answer_and_its_fin_leave_in_one_datagram() -> None:
         transport = connection._protocol._transport
         assert transport is not None
         sent: list[bytes] = []
-        original = transport.sendto
-
-        def counting(data: bytes, addr: object = None) -> None:
-            sent.append(data)
-            original(data, addr)
-
-        transport.sendto = counting  # type: ignore[method-assign]
+        undo = _record_sends(transport, sent)
         try:
             await stream.send(request.upper())
             assert sent == []  # the first write waits for the next transmit...
             await stream.send_eof()
             counts.append(len(sent))  # ...so the answer and its FIN share one packet
         finally:
-            transport.sendto = original  # type: ignore[method-assign]
+            undo()
         await asyncio.sleep(0.2)
 
     async with running_server(attestation(attester=default_attester()), answer) as server:
