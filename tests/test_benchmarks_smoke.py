@@ -21,16 +21,10 @@ RATIOS = ("ttfb_ratio", "bulk_ratio", "rtt_ratio", "verify_ratio", "verify_warm_
 pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 
 
-def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/<script> args``, which must exit 0."""
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--smoke",
-            "--json",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
         timeout=170,
@@ -38,6 +32,11 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
+    completed = _run("run.py", "--smoke", "--json", "--out", str(tmp_path))
     lines = completed.stdout.strip().splitlines()
     assert len(lines) == 1, completed.stdout[-2000:]
     report = json.loads(lines[0])
@@ -106,22 +105,7 @@ def test_smoke_run_prints_one_json_object(tmp_path: Path) -> None:
 def test_compare_runs_two_variants_of_this_tree() -> None:
     """benchmarks/compare.py (the interleaved TTFB comparison docs/benchmarks.md cites) starts a
     pair of processes per variant and prints one line per variant, the first as baseline."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "compare.py"),
-            "2",
-            "3",
-            f"plain={ROOT}:plain",
-            f"attested={ROOT}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=170,
-        cwd=ROOT,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = _run("compare.py", "2", "3", f"plain={ROOT}:plain", f"attested={ROOT}")
     lines = completed.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["plain", "attested"]
     assert "ratio 1.000" in lines[0]
