@@ -9,7 +9,8 @@ per-connection freshness and binding and lifts that cap (docs/protocol.md, "Batc
 * ``root = MTH(leaf_0 .. leaf_{n-1})`` (RFC 9162 §2.1.1 with SHA-512) is the nonce the quote
   source commits to: REPORTDATA = SHA-512(root ‖ aik_pub_hash), or the EAR's ``eat_nonce``;
 * each connection receives a CMW collection ``{"evidence": <the record an unbatched answer would
-  carry>, "batch-proof": <its inclusion proof>}``;
+  carry>, "batch-proof": <its inclusion proof>}``; a batch of one is answered unbatched (the
+  quote commits to the request's own binding, no proof);
 * the relying party recomputes the root from its own binding and the proof and verifies the
   evidence against that root (:func:`resolve_batched`); any inconsistency is BINDING_MISMATCH.
 
@@ -272,7 +273,8 @@ class EvidenceBatcher:
     :class:`~attquic.attestation.Attester`'s ``attest`` fits.
 
     One batch is in flight at a time: a request arriving while the source is idle is quoted at
-    once (a batch of one, no added delay); requests arriving while a quote is made wait and the
+    once (a batch of one, no added delay, answered unbatched: ``attest`` gets the request's own
+    binding and its evidence is the answer); requests arriving while a quote is made wait and the
     next quote covers them all, grouped by (TLS hash, authenticator key), at most
     ``max_batch_size`` per quote, oldest first. A source failure fails every request of that
     batch (:class:`~attquic.errors.AttesterUnavailable`); the next batch tries again. A request
@@ -366,10 +368,18 @@ class EvidenceBatcher:
 
     async def _quote(self, batch: Sequence[_Waiter]) -> None:
         first = batch[0].binding
-        root, paths = merkle.inclusion_proofs([w.binding.binding for w in batch], merkle.sha512)
+        paths: Sequence[Sequence[bytes]] | None = None
+        if len(batch) == 1:
+            # A batch of one is answered unbatched: the quote commits to the request's own
+            # binding, as without batching, and there is no proof to send or to check (a relying
+            # party that accepts batching accepts both forms).
+            nonce = first
+        else:
+            root, paths = merkle.inclusion_proofs([w.binding.binding for w in batch], merkle.sha512)
+            nonce = Binding(first.hash_name, root, first.aik_pub_hash)
         started = time.perf_counter()
         try:
-            evidence = await self._attest(Binding(first.hash_name, root, first.aik_pub_hash))
+            evidence = await self._attest(nonce)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any source failure fails this batch, and only this batch
@@ -388,6 +398,10 @@ class EvidenceBatcher:
             ms_quote=round((time.perf_counter() - started) * 1000, 3),
             ms_oldest_wait=round((started - batch[0].queued_at) * 1000, 3),
         )
+        if paths is None:
+            if not batch[0].future.done():
+                batch[0].future.set_result(evidence)
+            return
         for index, (waiter, path) in enumerate(zip(batch, paths, strict=True)):
             if not waiter.future.done():
                 proof = InclusionProof(len(batch), index, tuple(path))

@@ -361,13 +361,17 @@ def _check(cmw: CMW, binding: Binding) -> int:
 
 
 @pytest.mark.anyio
-async def test_a_lone_request_is_quoted_at_once() -> None:
+async def test_a_lone_request_is_quoted_at_once_and_answered_unbatched() -> None:
+    """A batch of one needs no tree: the quote commits to the request's own binding (REPORTDATA
+    as without batching) and the answer is the plain evidence, with no proof to check."""
     source = _Source(delay=0)
     batcher = EvidenceBatcher(source.attest)
     binding = _binding(0)
     cmw = await asyncio.wait_for(batcher.attest(binding), 5)
+    assert split_batched(cmw) is None
     assert _check(cmw, binding) == 1
-    assert len(source.nonces) == 1
+    assert source.nonces == [binding]
+    assert list(batcher.batch_sizes) == [1]
 
 
 @pytest.mark.anyio
@@ -414,7 +418,7 @@ async def test_a_source_failure_fails_that_batch_only() -> None:
     later = asyncio.ensure_future(batcher.attest(_binding(10)))  # while that batch is quoted
     results = await asyncio.gather(*doomed, later, return_exceptions=True)
     assert all(isinstance(r, AttesterUnavailable) for r in results[:3])
-    assert isinstance(results[3], CMWCollection)
+    assert split_batched(results[3]) is None  # alone in its batch: unbatched
     assert _check(results[3], _binding(10)) == 1
     assert list(batcher.batch_sizes) == [1, 1]  # only the successful batches are counted
 

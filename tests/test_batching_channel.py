@@ -27,7 +27,7 @@ from channel_helpers import (
 )
 
 import attquic
-from attquic import CloseCode
+from attquic import CloseCode, merkle
 from attquic.batching import InclusionProof, batched_cmw, split_batched
 from attquic.cmw import CMW
 from attquic.keyschedule import Binding
@@ -100,30 +100,37 @@ async def test_a_peer_that_does_not_accept_batches_gets_unbatched_evidence() -> 
     assert sum(attester.batcher.batch_sizes) == 4  # only the accepting half went through it
 
 
+async def _batch_of_two(binding: Binding) -> CMW:
+    """A genuine batched answer for ``binding``: one quote over a two-leaf tree whose other leaf
+    is another connection's, and ``binding``'s proof (a lone request is answered unbatched, so
+    the attacks below build their batch themselves)."""
+    leaves = [binding.binding, bytes(len(binding.binding))]
+    root, paths = merkle.inclusion_proofs(leaves, merkle.sha512)
+    evidence = await default_attester().attest(
+        Binding(binding.hash_name, root, binding.aik_pub_hash)
+    )
+    return batched_cmw(evidence, InclusionProof(2, 0, tuple(paths[0])))
+
+
 class _AlwaysBatched:
     """A misbehaving attester: batched evidence whatever the peer's SETUP said."""
 
-    def __init__(self) -> None:
-        self.inner = default_attester()
-
     async def attest(self, binding: Binding) -> CMW:
-        return await self.inner.attest_batched(binding)
+        return await _batch_of_two(binding)
 
 
 class _ReplayBatch:
     """Gives every connection the batched answer made for the first one (another leaf)."""
 
     def __init__(self) -> None:
-        self.inner = default_attester()
         self.first: CMW | None = None
 
     async def attest(self, binding: Binding) -> CMW:
         return await self.attest_batched(binding)
 
     async def attest_batched(self, binding: Binding) -> CMW:
-        cmw = await self.inner.attest_batched(binding)
         if self.first is None:
-            self.first = cmw
+            self.first = await _batch_of_two(binding)
         return self.first
 
 
@@ -131,22 +138,21 @@ class _TamperedProof:
     """Changes one thing in each batched answer's proof."""
 
     def __init__(self, how: str) -> None:
-        self.inner = default_attester()
         self.how = how
 
     async def attest(self, binding: Binding) -> CMW:
         return await self.attest_batched(binding)
 
     async def attest_batched(self, binding: Binding) -> CMW:
-        parts = split_batched(await self.inner.attest_batched(binding))
+        parts = split_batched(await _batch_of_two(binding))
         assert parts is not None
         evidence, proof = parts
         if self.how == "size":
-            proof = replace(proof, tree_size=2, path=(b"\x00" * 64,))
+            proof = replace(proof, tree_size=3, path=(*proof.path, b"\x00" * 64))
         elif self.how == "index":
             proof = replace(proof, leaf_index=1)
         else:
-            proof = InclusionProof(1, 0, (b"\x00" * 64,))
+            proof = replace(proof, path=(b"\x00" * 64,))
         return batched_cmw(evidence, proof)
 
 
