@@ -297,8 +297,8 @@ class EvidenceBatcher:
         self.max_queue = max_queue
         self._queue: deque[_Waiter] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._working = False
-        """True from the worker's start to the end of its last batch."""
+        self._busy_on: asyncio.AbstractEventLoop | None = None
+        """The loop a quote is being made on (by the worker or a lone request), None when idle."""
         self.batch_sizes: deque[int] = deque(maxlen=1024)
         """Sizes of the most recent batches (at most 1024 kept), for logs and benchmarks."""
 
@@ -308,30 +308,52 @@ class EvidenceBatcher:
         return len(self._queue)
 
     async def attest(self, binding: Binding) -> CMW:
-        """The batched CMW for ``binding``: the batch's evidence plus this request's proof."""
+        """The batched CMW for ``binding``: the batch's evidence plus this request's proof (or
+        the evidence alone, when the batch is this request only)."""
         loop = asyncio.get_running_loop()
-        if self._worker is not None and self._worker.get_loop() is not loop:
-            self._worker = None  # a previous event loop's worker: that loop is gone
-            self._working = False
+        if self._busy_on is not None and self._busy_on is not loop:
+            self._worker = None  # a previous event loop's quote or worker: that loop is gone
+            self._busy_on = None
             self._queue = deque(w for w in self._queue if w.future.get_loop() is loop)
         if len(self._queue) >= self.max_queue:
             raise AttesterUnavailable(
                 f"{len(self._queue)} attestation requests already wait for a quote"
             )
         waiter = _Waiter(binding, loop.create_future(), time.perf_counter())
+        if self._busy_on is None and not self._queue:
+            return await self._quote_alone(loop, waiter)
         self._queue.append(waiter)
-        if not self._working:
-            # Started eagerly: with a source that answers without suspending (the simulated
-            # attester at no latency) the quote is made and this waiter answered before
-            # eager_task returns, so a lone request costs no extra loop iteration.
-            self._working = True
-            self._worker = eager_task(loop, self._run())
+        if self._busy_on is None:
+            self._start_worker(loop)
         try:
             return await waiter.future
         finally:
             if not waiter.future.done() or waiter.future.cancelled():
                 with contextlib.suppress(ValueError):
                     self._queue.remove(waiter)  # the connection closed while queued
+
+    async def _quote_alone(self, loop: asyncio.AbstractEventLoop, waiter: _Waiter) -> CMW:
+        """The source is idle and nobody waits: quote this request in the caller's own task.
+
+        A worker task would take just this request; without it a source that answers without
+        suspending (the simulated attester at no latency) costs no task at all. Requests that
+        arrive meanwhile queue, and the worker starts for them when this quote is done (or
+        abandoned: its connection closed).
+        """
+        self._busy_on = loop
+        try:
+            await self._quote([waiter])
+        finally:
+            self._busy_on = None
+            if self._queue:
+                self._start_worker(loop)
+        return waiter.future.result()  # the evidence, or the batch's AttesterUnavailable
+
+    def _start_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Started eagerly: a batch whose source answers without suspending is quoted and
+        # answered before eager_task returns, without an extra loop iteration.
+        self._busy_on = loop
+        self._worker = eager_task(loop, self._run())
 
     async def _run(self) -> None:
         batch: list[_Waiter] = []
@@ -342,7 +364,7 @@ class EvidenceBatcher:
             # not self._worker.done(): a worker that finished inside its eager first step is
             # only marked done one loop iteration later, and a request queued meanwhile would wait
             # for a worker that has already left
-            self._working = False
+            self._busy_on = None
             for waiter in [*batch, *self._queue]:  # only if the worker itself was cancelled
                 waiter.future.cancel()
 

@@ -424,6 +424,28 @@ async def test_a_source_failure_fails_that_batch_only() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_lone_request_is_quoted_in_its_own_task_and_then_the_queue_is_served() -> None:
+    """No worker task for a lone request; requests that queue during its quote get the next
+    batch, even when the lone request's connection closes while its quote is made."""
+    source = _Source()
+    batcher = EvidenceBatcher(source.attest)
+    await batcher.attest(_binding(0))
+    assert batcher._worker is None  # quoted by the caller: no task was started
+    lone = asyncio.ensure_future(batcher.attest(_binding(1)))
+    await asyncio.sleep(0)  # its quote is being made
+    queued = [asyncio.ensure_future(batcher.attest(_binding(i))) for i in range(2, 5)]
+    await asyncio.sleep(0)
+    assert batcher.queued == 3
+    lone.cancel()  # its connection closed
+    with pytest.raises(asyncio.CancelledError):
+        await lone
+    cmws = await asyncio.wait_for(asyncio.gather(*queued), 5)
+    assert [_check(cmw, _binding(i)) for i, cmw in enumerate(cmws, 2)] == [3, 3, 3]
+    assert list(batcher.batch_sizes) == [1, 3]  # the abandoned quote is not counted
+    assert await asyncio.wait_for(batcher.attest(_binding(9)), 5) is not None  # idle again
+
+
+@pytest.mark.anyio
 async def test_a_cancelled_request_leaves_the_queue_and_the_batch() -> None:
     source = _Source()
     batcher = EvidenceBatcher(source.attest)
