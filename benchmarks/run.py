@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick --json   # < 60 s on 2 cores: one JSON object on stdout
 
 Servers and clients are separate processes talking UDP over loopback (benchmarks/peers.py);
-plain and attested measurements alternate in rounds so that machine noise hits both alike.
+plain and attested measurements alternate in rounds (the TTFB loop every ten connections) so
+that machine noise hits both alike.
 Progress goes to stderr. The results (JSON, a Markdown table and the TTFB plot, PNG) are
 written to benchmarks/results/. Figures are only comparable within one run: read the ratios.
 """
@@ -45,6 +46,7 @@ class Params:
     warmup: int
     mem_connections: int
     ttfb_per_round: int
+    """Connections per mode and round, measured in blocks of ``ttfb_block`` that alternate."""
     concurrency: int
     concurrent_per_round: int
     rtt_per_round: int
@@ -52,6 +54,7 @@ class Params:
     bulk_rounds: int
     verify_seconds: float
     payload: int = 32
+    ttfb_block: int = 10
 
 
 PRESETS = {
@@ -133,20 +136,30 @@ def measure_memory(pairs: dict[str, Pair], params: Params) -> Json:
 
 
 def measure_ttfb(pairs: dict[str, Pair], params: Params) -> Json:
+    """Sequential connections, the two modes alternating every ``ttfb_block`` connections.
+
+    This machine's speed drifts by tens of percent within a minute; blocks of ten connections,
+    plain first in one block pair and attested first in the next, spread that drift evenly
+    over both modes (rounds of 60-150 connections per mode let it favour either).
+    """
     pairs["attested"].server.request("stats")  # forget warm-up/memory connections
     samples: dict[str, list[Json]] = {mode: [] for mode in MODES}
     elapsed = dict.fromkeys(MODES, 0.0)
+    block = max(1, min(params.ttfb_block, params.ttfb_per_round))
+    blocks = -(-params.ttfb_per_round // block)  # per round and mode
     for index in range(params.rounds):
-        for mode in alternating(index):
-            progress(
-                f"ttfb: round {index + 1}/{params.rounds}, {mode}, "
-                f"{params.ttfb_per_round} sequential connections"
-            )
-            result = pairs[mode].client.request(
-                "ttfb", count=params.ttfb_per_round, payload_size=params.payload
-            )
-            samples[mode] += result["samples"]
-            elapsed[mode] += result["elapsed_s"]
+        progress(
+            f"ttfb: round {index + 1}/{params.rounds}, {params.ttfb_per_round} sequential "
+            f"connections per mode, alternating every {block}"
+        )
+        for step in range(blocks):
+            count = min(block, params.ttfb_per_round - step * block)
+            for mode in alternating(index * blocks + step):
+                result = pairs[mode].client.request(
+                    "ttfb", count=count, payload_size=params.payload
+                )
+                samples[mode] += result["samples"]
+                elapsed[mode] += result["elapsed_s"]
     evidence = pairs["attested"].server.request("stats")["evidence_ms"]
     out: Json = {}
     for mode in MODES:
