@@ -179,9 +179,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._termination: quic_events.ConnectionTerminated | None = None
         self._closed_locally = False
         self._peer: str | None = None
-        self._log = _LOG.bind(
-            conn=next(_connection_ids), role="client" if is_client else "server"
-        )
+        self._log = _LOG.bind(conn=next(_connection_ids), role="client" if is_client else "server")
 
     # --- public surface (wrapped by attquic.api.AttestedConnection) ----------------------
 
@@ -424,9 +422,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             stream = self._new_peer_stream(stream_id)
             if stream is None:
                 return  # a stream we released or refused: its late bytes are dropped
-        if isinstance(stream, AttestedSendStream):
-            return  # aioquic never delivers on our own unidirectional streams
-        stream._feed(data, end_stream)
+        stream._feed(data, end_stream)  # our own unidirectional streams drop it (never readable)
 
     def _new_peer_stream(self, stream_id: int) -> AttestedStream | AttestedReceiveStream | None:
         if not self._is_peer_stream(stream_id) or not self._peer_ids.is_new(stream_id):

@@ -88,7 +88,8 @@ class _Stream:
         self._send_error: AttquicError | None = None
         self._send_done = not writable
         """No more bytes will be sent (FIN sent, reset, or not writable)."""
-        self._readable = asyncio.Event()
+        self._reader: asyncio.Future[None] | None = None
+        """What a suspended :meth:`receive` waits on (one at a time, as anyio's byte streams)."""
         self._released = False
 
     @property
@@ -99,13 +100,18 @@ class _Stream:
 
     def _feed(self, data: bytes, end_stream: bool) -> None:
         if self._receive_done:
-            return  # we stopped reading: late bytes are dropped
+            return  # we stopped reading (or never do, on our unidirectional stream): dropped
         self._buffer += data
+        self._wake_reader()
         if end_stream:
             self._eof = True
             self._receive_done = True
-        self._readable.set()
-        self._check_finished()
+            self._check_finished()
+
+    def _wake_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.set_result(None)
 
     def _peer_reset(self, code: int) -> None:
         """RESET_STREAM from the peer: its sending side is gone."""
@@ -114,7 +120,7 @@ class _Stream:
                 f"stream {self._stream_id} reset by the peer (code {code})", code
             )
             self._receive_done = True
-            self._readable.set()
+            self._wake_reader()
         self._check_finished()
 
     def _peer_stopped(self, code: int) -> None:
@@ -131,7 +137,7 @@ class _Stream:
         if not self._receive_done:
             self._receive_error = error
             self._receive_done = True
-            self._readable.set()
+            self._wake_reader()
         if not self._send_done:
             self._send_error = error
             self._send_done = True
@@ -160,7 +166,7 @@ class _Stream:
         if self._send_error is None:
             self._send_error = closed
         self._buffer.clear()
-        self._readable.set()
+        self._wake_reader()
         self._check_finished()
 
     @property
@@ -173,15 +179,29 @@ class _Stream:
 
 class _Receiving(_Stream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        """Up to ``max_bytes`` bytes; :class:`anyio.EndOfStream` once the peer finished."""
+        """Up to ``max_bytes`` bytes; :class:`anyio.EndOfStream` once the peer finished.
+
+        One call at a time per stream, as with anyio's byte streams: a second call while one
+        waits raises :class:`anyio.BusyResourceError`.
+        """
         while not self._buffer:
             if self._receive_error is not None:
                 raise self._receive_error
             if self._eof:
                 raise anyio.EndOfStream
-            self._readable.clear()
-            await self._readable.wait()
-        chunk = bytes(self._buffer[:max_bytes])
+            if self._reader is not None:
+                raise anyio.BusyResourceError("receiving from")
+            reader = self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await reader
+            finally:
+                if self._reader is reader:  # cancelled: nobody woke it
+                    self._reader = None
+        if len(self._buffer) <= max_bytes:  # the usual case: all of it, one copy
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            return chunk
+        chunk = bytes(memoryview(self._buffer)[:max_bytes])
         del self._buffer[:max_bytes]
         return chunk
 

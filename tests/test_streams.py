@@ -316,3 +316,59 @@ def test_peer_stream_ids_tell_new_from_released() -> None:
     for stream_id in range(16, 40_000, 4):  # in order, as QUIC opens them: nothing kept
         ids.mark_seen(stream_id)
     assert ids.gaps == 0 and not ids.is_new(39_996) and ids.is_new(40_000)
+
+
+class _Owner:
+    """The stream's side of the protocol, for stream-only tests: writes go nowhere."""
+
+    peer_attestation = None
+
+    def _stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        pass
+
+    def _stream_stop(self, stream_id: int) -> None:
+        pass
+
+    def _stream_finished(self, stream_id: int) -> None:
+        pass
+
+
+async def test_one_receive_at_a_time_and_a_cancelled_one_leaves_no_trace() -> None:
+    stream = AttestedStream(_Owner(), 0)
+    first = asyncio.ensure_future(stream.receive())
+    await asyncio.sleep(0)
+    with anyio.fail_after(5), pytest.raises(anyio.BusyResourceError):  # a hang guard
+        await stream.receive()  # as anyio's byte streams: a second reader is a bug
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    later = asyncio.ensure_future(stream.receive())  # the cancelled reader is gone
+    await asyncio.sleep(0)
+    stream._feed(b"abc", False)
+    stream._feed(b"def", True)
+    assert await later == b"abcdef"  # everything buffered, in one piece
+    with pytest.raises(anyio.EndOfStream):
+        await stream.receive()
+
+
+async def test_receive_hands_out_at_most_max_bytes_in_order() -> None:
+    stream = AttestedStream(_Owner(), 0)
+    stream._feed(b"0123456789", True)
+    assert [await stream.receive(4) for _ in range(3)] == [b"0123", b"4567", b"89"]
+    with pytest.raises(anyio.EndOfStream):
+        await stream.receive(4)
+
+
+async def test_a_waiting_receive_wakes_on_reset_and_on_connection_loss() -> None:
+    for fail in ("reset", "closed"):
+        stream = AttestedStream(_Owner(), 0)
+        waiting = asyncio.ensure_future(stream.receive())
+        await asyncio.sleep(0)
+        if fail == "reset":
+            stream._peer_reset(7)
+            expected: type[Exception] = StreamReset
+        else:
+            stream._connection_closed(StreamClosed("gone"))
+            expected = StreamClosed
+        with anyio.fail_after(5), pytest.raises(expected):  # a hang guard, not a timing check
+            await waiting
