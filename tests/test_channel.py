@@ -4,8 +4,10 @@ objects, simulated TDX evidence verified with full DCAP (dcap-qvl) and the appra
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
@@ -422,3 +424,63 @@ async def test_an_answer_and_its_fin_leave_in_one_datagram() -> None:
         async with connect_verifying(server) as connection:
             assert await echo_once(connection, b"question") == b"QUESTION"
     assert counts == [1]
+
+
+class _ClientRecords(logging.Handler):
+    """attquic's INFO records of the client: each event with the number of datagrams the
+    client had sent since its gate opened when the record was made."""
+
+    def __init__(self, sent: list[bytes]) -> None:
+        super().__init__(logging.INFO)
+        self.sent = sent
+        self.events: list[tuple[str, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "attquic", {})
+        if event.get("role") == "client":
+            self.events.append((event["event"], len(self.sent)))
+
+
+@contextlib.contextmanager
+def _client_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ClientRecords]:
+    sent: list[bytes] = []
+    _count_client_datagrams_from_the_gate(monkeypatch, sent)
+    records = _ClientRecords(sent)
+    logger = logging.getLogger("attquic")
+    level = logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+
+async def test_the_gate_events_are_logged_after_the_packet_that_opens_the_peer_gate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """attestation.accepted and gate.opened wait for the transmit the gate holds (RESULT and
+    first request): logging them first cost that packet 60-170 us. Same records, same order."""
+    async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
+        with _client_records(monkeypatch) as records:
+            async with connect_verifying(server) as connection:
+                assert [e for e, _ in records.events if e == "gate.opened"] == []  # held
+                assert await echo_once(connection, b"ping") == b"ping"
+    gate = [(e, n) for e, n in records.events if e in ("attestation.accepted", "gate.opened")]
+    assert gate == [("attestation.accepted", 1), ("gate.opened", 1)]  # after that one datagram
+
+
+async def test_held_gate_events_are_logged_before_the_connection_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that closes at once: the held records come out, before its end."""
+    async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
+        with _client_records(monkeypatch) as records:
+            async with connect_verifying(server) as connection:
+                connection.close()
+            with anyio.fail_after(10):  # a hang guard, not a timing assertion
+                await connection.wait_closed()
+    events = [e for e, _ in records.events]
+    assert events.count("attestation.accepted") == events.count("gate.opened") == 1
+    assert events.index("attestation.accepted") < events.index("gate.opened")
