@@ -472,46 +472,8 @@ def _parse_well_formed(data: bytes) -> TdxQuote | None:
     inner_type, inner_size = _CERT_DATA_HEADER.unpack_from(data, chain_start - 6)
     if inner_type != CERT_DATA_PCK_CHAIN or chain_start + inner_size != end:
         return None
-    (
-        tee_tcb_svn,
-        mrseam,
-        mrsignerseam,
-        seam_attributes,
-        td_attributes,
-        xfam,
-        mrtd,
-        mrconfigid,
-        mrowner,
-        mrownerconfig,
-        rtmr0,
-        rtmr1,
-        rtmr2,
-        rtmr3,
-        report_data,
-    ) = _TD_REPORT10_LAYOUT.unpack_from(data, pos)
-    tee_tcb_svn2, mrservicetd = (
-        _TD_REPORT15_EXTRA.unpack_from(data, pos + TD_REPORT10_SIZE) if is_15 else (None, None)
-    )
-    body = build(
-        TdReportBody,
-        {
-            "report_type": report_type,
-            "tee_tcb_svn": tee_tcb_svn,
-            "mrseam": mrseam,
-            "mrsignerseam": mrsignerseam,
-            "seam_attributes": seam_attributes,
-            "td_attributes": build(TdAttributes, {"raw": td_attributes}),
-            "xfam": xfam,
-            "mrtd": mrtd,
-            "mrconfigid": mrconfigid,
-            "mrowner": mrowner,
-            "mrownerconfig": mrownerconfig,
-            "rtmrs": (rtmr0, rtmr1, rtmr2, rtmr3),
-            "report_data": report_data,
-            "tee_tcb_svn2": tee_tcb_svn2,
-            "mrservicetd": mrservicetd,
-        },
-    )
+    extra = _TD_REPORT15_EXTRA.unpack_from(data, pos + TD_REPORT10_SIZE) if is_15 else _NO_EXTRA
+    body = _td_report(report_type, _TD_REPORT10_LAYOUT.unpack_from(data, pos), extra)
     global _last_header, _last_platform_tail
     last_header = _last_header
     if last_header is not None and data.startswith(last_header[0]):
@@ -614,9 +576,12 @@ _TD_REPORT10_LAYOUT: Final = struct.Struct("<16s48s48s8sQ8s48s48s48s48s48s48s48s
 _TD_REPORT15_EXTRA: Final = struct.Struct("<16s48s")
 
 
+_NO_EXTRA: Final[tuple[None, None]] = (None, None)
+
+
 def _parse_td_report(reader: _LEReader, report_type: TdReportType) -> TdReportBody:
     fields = _TD_REPORT10_LAYOUT.unpack(reader.read(TD_REPORT10_SIZE, "TD report body"))
-    extra: tuple[bytes | None, bytes | None] = (None, None)
+    extra: tuple[bytes | None, bytes | None] = _NO_EXTRA
     if report_type is TdReportType.TD_REPORT_15:
         extra = _TD_REPORT15_EXTRA.unpack(
             reader.read(TD_REPORT15_SIZE - TD_REPORT10_SIZE, "TD report 1.5 body")
@@ -629,6 +594,8 @@ def _td_report(
     fields: tuple[Any, ...],
     extra: tuple[bytes | None, bytes | None],
 ) -> TdReportBody:
+    """The body from its unpacked fields (``_TD_REPORT10_LAYOUT``, then the 1.5 extension or
+    ``_NO_EXTRA``); both parsers build it here, without the dataclass ``__init__``."""
     (
         tee_tcb_svn,
         mrseam,
@@ -647,22 +614,25 @@ def _td_report(
         report_data,
     ) = fields
     tee_tcb_svn2, mrservicetd = extra
-    return TdReportBody(
-        report_type=report_type,
-        tee_tcb_svn=tee_tcb_svn,
-        mrseam=mrseam,
-        mrsignerseam=mrsignerseam,
-        seam_attributes=seam_attributes,
-        td_attributes=TdAttributes(td_attributes),
-        xfam=xfam,
-        mrtd=mrtd,
-        mrconfigid=mrconfigid,
-        mrowner=mrowner,
-        mrownerconfig=mrownerconfig,
-        rtmrs=(rtmr0, rtmr1, rtmr2, rtmr3),
-        report_data=report_data,
-        tee_tcb_svn2=tee_tcb_svn2,
-        mrservicetd=mrservicetd,
+    return build(
+        TdReportBody,
+        {
+            "report_type": report_type,
+            "tee_tcb_svn": tee_tcb_svn,
+            "mrseam": mrseam,
+            "mrsignerseam": mrsignerseam,
+            "seam_attributes": seam_attributes,
+            "td_attributes": build(TdAttributes, {"raw": td_attributes}),
+            "xfam": xfam,
+            "mrtd": mrtd,
+            "mrconfigid": mrconfigid,
+            "mrowner": mrowner,
+            "mrownerconfig": mrownerconfig,
+            "rtmrs": (rtmr0, rtmr1, rtmr2, rtmr3),
+            "report_data": report_data,
+            "tee_tcb_svn2": tee_tcb_svn2,
+            "mrservicetd": mrservicetd,
+        },
     )
 
 

@@ -482,32 +482,19 @@ class TdxVerifier:
         quote = parse_quote(self.quote_bytes(cmw))
         collateral = await self.collateral.get(quote, now=now)
         cache = self.cache if self.cache.enabled else None
-        if self.offload_to_thread:
-            run = functools.partial(
-                _outcome,
-                quote,
-                collateral,
-                now=now,
-                policy=self.policy,
-                expected_report_data=binding.report_data,
-                unsafe_root_ca_der=self.unsafe_root_ca_der,
-                media_type=self.media_type,
-                cache=cache,
-                warn_unsafe_root=False,
-            )
-            outcome = await self._offloaded(run, quote, collateral)
-        else:
-            outcome = _outcome(
-                quote,
-                collateral,
-                now=now,
-                policy=self.policy,
-                expected_report_data=binding.report_data,
-                unsafe_root_ca_der=self.unsafe_root_ca_der,
-                media_type=self.media_type,
-                cache=cache,
-                warn_unsafe_root=False,
-            )
+        run = functools.partial(
+            _outcome,
+            quote,
+            collateral,
+            now=now,
+            policy=self.policy,
+            expected_report_data=binding.report_data,
+            unsafe_root_ca_der=self.unsafe_root_ca_der,
+            media_type=self.media_type,
+            cache=cache,
+            warn_unsafe_root=False,
+        )
+        outcome = await self._offloaded(run, quote, collateral) if self.offload_to_thread else run()
         return _accepted_or_raise(outcome)
 
     async def _offloaded(
