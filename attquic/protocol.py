@@ -37,6 +37,7 @@ from aioquic.quic.connection import QuicConnection
 
 from attquic import profile
 from attquic._eager import eager_task
+from attquic._reraise import fresh_copy
 from attquic.attestation import AttestationResult, BatchingAttester
 from attquic.config import AttestationConfiguration
 from attquic.early_data import EarlyDataBudget, EarlyDataBuffer
@@ -59,6 +60,7 @@ from attquic.events import (
 from attquic.logs import get_logger
 from attquic.pkix import AuthenticatorIdentity, validate_authenticator_certificate
 from attquic.quic import ExportingQuicConnectionProtocol
+from attquic.quic.release import release_terminated
 from attquic.session import AttestationSession, SessionConfiguration
 from attquic.streams import (
     AttestedReceiveStream,
@@ -165,9 +167,11 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._early = EarlyDataBuffer(attestation.early_data_limit, early_data_budget)
         self._accept_queue: asyncio.Queue[AttestedStream] = asyncio.Queue()
         self._accept_receive_queue: asyncio.Queue[AttestedReceiveStream] = asyncio.Queue()
-        self._gate: asyncio.Future[None] = self._event_loop.create_future()
+        # True once the gate opened / the handshake completed, False if the connection ended
+        # first (no exception in them: see _reraise)
+        self._gate: asyncio.Future[bool] = self._event_loop.create_future()
         self._ended = asyncio.Event()
-        self._handshake: asyncio.Future[None] = self._event_loop.create_future()
+        self._handshake: asyncio.Future[bool] = self._event_loop.create_future()
         self._closed_error: ConnectionClosed | None = None
         self._session_timer: asyncio.TimerHandle | None = None
         self._reattest_timer: asyncio.TimerHandle | None = None
@@ -211,11 +215,13 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
     async def wait_handshake(self) -> None:
         """Return once the QUIC/TLS handshake completed; raise :class:`ConnectionClosed` if the
         connection ended first (:attr:`termination` says how)."""
-        await asyncio.shield(self._handshake)
+        if not await asyncio.shield(self._handshake):
+            raise self._closed_exception()
 
     async def wait_attested(self) -> None:
         """Return once the gate is open; raise :class:`ConnectionClosed` if it never will."""
-        await asyncio.shield(self._gate)
+        if not await asyncio.shield(self._gate):
+            raise self._closed_exception()
 
     async def open_stream(self) -> AttestedStream:
         stream = AttestedStream(self, self._open_local_stream(unidirectional=False))
@@ -257,9 +263,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         if getter.done():
             return getter.result()
         getter.cancel()
-        raise self._closed_error or ConnectionClosed(
-            CloseCode.NO_ERROR, "connection closed", by_peer=False
-        )
+        raise self._closed_exception()
 
     async def reattest(self) -> AttestationResult:
         """Run a new attestation exchange with the peer; a failure closes the connection."""
@@ -306,9 +310,15 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         for event, fields in held:
             self._log.info(event, **fields)
 
+    def _closed_exception(self) -> ConnectionClosed:
+        """The error to raise now that the connection is closed (a fresh copy: see _reraise)."""
+        if self._closed_error is None:  # not reached: set before anything waits on the end
+            return ConnectionClosed(CloseCode.NO_ERROR, "connection closed", by_peer=False)
+        return fresh_copy(self._closed_error)
+
     def _check_usable(self) -> None:
         if self._closed_error is not None:
-            raise self._closed_error
+            raise self._closed_exception()
         if not self._session.gate_open:
             raise LocalError("the connection is not attested yet")
 
@@ -316,7 +326,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
     def _stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         if self._closed_error is not None:
-            raise self._closed_error
+            raise self._closed_exception()
         try:
             self._quic.send_stream_data(stream_id, data, end_stream)
         except (RuntimeError, ValueError, AssertionError) as exc:
@@ -394,7 +404,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             self._timings.handshake_done = time.perf_counter()
             super().quic_event_received(event)
             if not self._handshake.done():
-                self._handshake.set_result(None)
+                self._handshake.set_result(True)
             self._session.handshake_completed(self.exporter, self._event_loop.time())
             return True
         return self._other_event(event)
@@ -497,6 +507,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             if not self._closed_locally:
                 self._log_termination(event)
         self._shutdown(self._closed_error)
+        # after aioquic's own handling of the event: nothing calls into the connection again
+        self._event_loop.call_soon(release_terminated, self)
 
     def _log_termination(self, event: quic_events.ConnectionTerminated) -> None:
         """Say why the peer (or QUIC) ended the connection; a rejection of ours is a warning."""
@@ -569,7 +581,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
 
         The session queues the CloseConnection; every caller pumps afterwards.
         """
-        self._log.error("adapter.failed", error=repr(error))
+        self._log.error("adapter.failed", error=repr(error), exc_info=error)
         self._session.fail(error)
 
     def _force_close(self) -> None:
@@ -692,7 +704,7 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             for data, end_stream in chunks:
                 self._deliver(stream_id, data, end_stream)
         if not self._gate.done():
-            self._gate.set_result(None)
+            self._gate.set_result(True)
         if self._on_gate_open is not None:
             self._on_gate_open(self)
         self._cork()
@@ -729,7 +741,9 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
             error=type(event.error).__name__,
         )
         self._closed_error = ConnectionClosed(event.code, event.reason, by_peer=False)
-        self._closed_error.__cause__ = event.error
+        # the cause without its traceback, whose frames (this adapter's among them) would tie
+        # the connection to itself (an adapter failure was logged with it, _internal_failure)
+        self._closed_error.__cause__ = fresh_copy(event.error)
         self._quic.close(error_code=int(event.code), reason_phrase=event.reason)
         self._shutdown(self._closed_error)
 
@@ -739,12 +753,13 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._ended.set()
         self._early.clear()  # held data never reaches the application of a failed connection
         self._unwritten.clear()
-        waiters: list[asyncio.Future[Any]] = [self._handshake, self._gate]
-        waiters.extend(self._reattest_waiters.values())
-        for waiter in waiters:
+        for ended in (self._handshake, self._gate):
+            if not ended.done():
+                ended.set_result(False)
+        for waiter in self._reattest_waiters.values():
             if not waiter.done():
-                waiter.set_exception(error)
-                waiter.exception()  # mark retrieved: a failed handshake is not a leak
+                waiter.set_exception(fresh_copy(error))
+                waiter.exception()  # mark retrieved: a cancelled reattest() leaves it unread
         self._reattest_waiters.clear()
         for stream in list(self._streams.values()):  # each removes itself
             stream._connection_closed(error)

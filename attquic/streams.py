@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, ByteStream
 
+from attquic._reraise import fresh_copy
 from attquic.attestation import AttestationResult
 from attquic.errors import (
     AttquicError,
@@ -186,7 +187,7 @@ class _Receiving(_Stream):
         """
         while not self._buffer:
             if self._receive_error is not None:
-                raise self._receive_error
+                raise fresh_copy(self._receive_error)
             if self._eof:
                 raise anyio.EndOfStream
             if self._reader is not None:
@@ -230,7 +231,7 @@ class _Receiving(_Stream):
 class _Sending(_Stream):
     async def send(self, item: bytes) -> None:
         if self._send_error is not None:
-            raise self._send_error
+            raise fresh_copy(self._send_error)
         if self._send_done:
             raise StreamClosed(f"stream {self._stream_id}: end of stream already sent")
         self._owner._stream_send(self._stream_id, bytes(item), False)

@@ -1,9 +1,10 @@
 """Every aioquic name attquic relies on that aioquic does not document as public, in one place.
 
-aioquic (pinned ``aioquic>=1.3,<2`` in pyproject.toml) offers no exporter API and no public
-handle on a protocol's ``QuicConnection``, so attquic uses the names below and nothing else
-private. ``tests/test_aioquic_private.py`` checks each one against the installed aioquic and
-fails, naming it, if a release renames or removes it; it also checks that the library code
+aioquic (pinned ``aioquic>=1.3,<2`` in pyproject.toml) offers no exporter API, no public
+handle on a protocol's ``QuicConnection`` and no way to release a terminated connection's
+reference cycles, so attquic uses the names below and nothing else private.
+``tests/test_aioquic_private.py`` checks each one against the installed aioquic and fails,
+naming it, if a release renames or removes it; it also checks that the library code
 touches no other private name of aioquic's protocol or server classes (``_loop``, ``_closed``,
 ``QuicServer._transport`` were replaced by ``asyncio.get_running_loop()``, an own event and the
 transport ``loop.create_datagram_endpoint`` returns).
@@ -98,5 +99,85 @@ PRIVATE_NAMES: Final[tuple[PrivateName, ...]] = (
         "attquic/protocol.py",
         "the protocol's QuicConnection, the de-facto interface of QuicConnectionProtocol "
         "subclasses (aioquic's own HTTP/3 examples use it); no public accessor exists",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_state",
+        "attribute",
+        "attquic/quic/release.py",
+        "the connection's state: cycles are only broken once it is TERMINATED (no public "
+        "accessor; absent reads as not terminated, so nothing is touched)",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_QuicConnection__frame_handlers",
+        "attribute",
+        "attquic/quic/release.py",
+        "the frame dispatch table of bound methods, emptied after termination (a reference "
+        "cycle through the connection)",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_loss",
+        "attribute",
+        "attquic/quic/release.py",
+        "the loss recovery, whose probe callback is the connection's bound method",
+    ),
+    PrivateName(
+        "aioquic.quic.recovery.QuicPacketRecovery",
+        "_send_probe",
+        "attribute",
+        "attquic/quic/release.py",
+        "the probe callback (QuicConnection._send_probe), replaced by a no-op after termination",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_cryptos",
+        "attribute",
+        "attquic/quic/release.py",
+        "the CryptoPair of each epoch, whose key-update logging callbacks name the connection",
+    ),
+    PrivateName(
+        "aioquic.quic.connection.QuicConnection",
+        "_cryptos_initial",
+        "attribute",
+        "attquic/quic/release.py",
+        "the Initial CryptoPair of each version, as _cryptos",
+    ),
+    PrivateName(
+        "aioquic.quic.crypto.CryptoContext",
+        "_setup_cb",
+        "attribute",
+        "attquic/quic/release.py",
+        "key-installed logging callback (a partial of a connection method), reset to aioquic's "
+        "NoCallback after termination",
+    ),
+    PrivateName(
+        "aioquic.quic.crypto.CryptoContext",
+        "_teardown_cb",
+        "attribute",
+        "attquic/quic/release.py",
+        "key-retired logging callback, as _setup_cb",
+    ),
+    PrivateName(
+        "aioquic.asyncio.protocol.QuicConnectionProtocol",
+        "_connection_id_issued_handler",
+        "attribute",
+        "attquic/quic/release.py",
+        "set by QuicServer to a partial naming the protocol; reset to a no-op after termination",
+    ),
+    PrivateName(
+        "aioquic.asyncio.protocol.QuicConnectionProtocol",
+        "_connection_id_retired_handler",
+        "attribute",
+        "attquic/quic/release.py",
+        "as _connection_id_issued_handler",
+    ),
+    PrivateName(
+        "aioquic.asyncio.protocol.QuicConnectionProtocol",
+        "_connection_terminated_handler",
+        "attribute",
+        "attquic/quic/release.py",
+        "as _connection_id_issued_handler (QuicServer has called it by then)",
     ),
 )

@@ -44,6 +44,7 @@ import anyio
 import anyio.to_thread
 import dcap_qvl
 
+from attquic._reraise import fresh_copy
 from attquic.attestation import HardwareAttestation, TrustAnchor
 from attquic.cmw.model import CMWRecord
 from attquic.errors import (
@@ -192,7 +193,8 @@ def verify_quote(
 def _accepted_or_raise(outcome: TdxAttestation | QuoteVerdict) -> TdxAttestation:
     if isinstance(outcome, QuoteVerdict):
         assert outcome.error is not None  # _outcome returns a QuoteVerdict for rejections only
-        raise outcome.error
+        # a copy: the verdict keeps the original, which a raise would tie to this frame (cycle)
+        raise fresh_copy(outcome.error)
     return outcome
 
 
