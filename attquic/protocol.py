@@ -566,6 +566,10 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         if isinstance(event, SendControlData):
             self._quic.send_stream_data(profile.CONTROL_STREAM_ID, event.data, False)
         elif isinstance(event, EvidenceNeeded):
+            # What is pending leaves first (on the first exchange: the ACK of the peer's
+            # Finished, HANDSHAKE_DONE, new connection IDs): the peer handles it while the
+            # evidence is made, instead of with the first packet of the answer.
+            self.transmit()
             self._spawn(self._produce_evidence(event))
         elif isinstance(event, VerificationNeeded):
             self._spawn(self._verify(event))

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -424,6 +425,26 @@ async def test_an_answer_and_its_fin_leave_in_one_datagram() -> None:
         async with connect_verifying(server) as connection:
             assert await echo_once(connection, b"question") == b"QUESTION"
     assert counts == [1]
+
+
+async def test_the_server_sends_what_is_pending_before_it_makes_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HANDSHAKE_DONE (with the ACK of the client's Finished and the new connection IDs) leaves
+    before the attester runs, even one that answers without suspending: the client handles that
+    packet while the evidence is made, not in front of the answer's first packet."""
+    pending_at_attest: list[bool] = []
+    produce = AttestedQuicProtocol._produce_evidence
+
+    async def recording(self: AttestedQuicProtocol, event: Any) -> None:
+        pending_at_attest.append(self._quic._handshake_done_pending)
+        await produce(self, event)
+
+    monkeypatch.setattr(AttestedQuicProtocol, "_produce_evidence", recording)
+    async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
+        async with connect_verifying(server) as connection:
+            assert await echo_once(connection, b"ping") == b"ping"
+    assert pending_at_attest == [False]
 
 
 class _ClientRecords(logging.Handler):
