@@ -66,8 +66,8 @@ PRESETS = {
         concurrency=16,
         concurrent_per_round=200,
         rtt_per_round=1000,
-        bulk_bytes=100 * MB,
-        bulk_rounds=2,
+        bulk_bytes=50 * MB,
+        bulk_rounds=4,
         verify_seconds=12,
     ),
     "quick": Params(
@@ -78,8 +78,8 @@ PRESETS = {
         concurrency=8,
         concurrent_per_round=48,
         rtt_per_round=300,
-        bulk_bytes=20 * MB,
-        bulk_rounds=1,
+        bulk_bytes=5 * MB,
+        bulk_rounds=4,
         verify_seconds=3,
     ),
     "smoke": Params(
