@@ -184,6 +184,8 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         self._closed_locally = False
         self._peer: str | None = None
         self._held_logs: list[tuple[str, dict[str, Any]]] = []
+        self._prepared = False
+        """The session was given the exporter to derive ahead (_prepare_exchange)."""
         """INFO events waiting for this side's next transmit (see _log_after_transmit)."""
         self._log = _LOG.bind(conn=next(_connection_ids), role="client" if is_client else "server")
 
@@ -292,6 +294,20 @@ class AttestedQuicProtocol(ExportingQuicConnectionProtocol):
         super().transmit()
         if self._held_logs:
             self._flush_logs()
+        if not self._prepared and self._exporter_capture.captured:
+            # the first transmit with the exporter known: a server's first flight, a client's
+            # Finished with its request. The peer answers no sooner than one round trip later.
+            self._prepared = True
+            self._event_loop.call_soon(self._prepare_exchange)
+
+    def _prepare_exchange(self) -> None:
+        """Derive the exchange's authenticator keys while waiting for the peer (in the live loop
+        they cost 0.08-0.13 ms on the path to the gate when derived on first use)."""
+        try:
+            self._session.prepare(self.exporter)
+        except Exception as exc:
+            self._internal_failure(exc)
+            self._pump()
 
     def _log_after_transmit(self, event: str, **fields: Any) -> None:
         """Log an INFO ``event`` right after this side's next transmit (or its end).

@@ -199,14 +199,36 @@ class AttestationSession:
 
     # --- inputs -------------------------------------------------------------------------
 
+    def prepare(self, exporter: Exporter) -> None:
+        """Derive ahead what the exchange will need from ``exporter``: the RFC 9261 keys of the
+        authenticators this side will send (if it attests) and validate (if it verifies).
+
+        Optional, and only a matter of when the work is done: the adapter calls it while the
+        connection waits for the peer (a server after its first flight, a client after its
+        Finished and request), so that the derivation is off the path of the exchange. Before
+        :meth:`handshake_completed` nothing is sent or accepted with these keys; that call
+        keeps them only if it brings the same exporter.
+        """
+        if self.closed:
+            return
+        if self._ea is None:
+            self._ea = self._new_authenticators(exporter)
+        elif self._ea.exporter is not exporter:
+            return
+        self._ea.prepare_keys(own=self._config.attests, peer=self._config.requires_peer_attestation)
+
+    def _new_authenticators(self, exporter: Exporter) -> ExportedAuthenticators:
+        return ExportedAuthenticators(
+            exporter, self._role, leaf_only_extensions=frozenset({self._config.cmw_extension})
+        )
+
     def handshake_completed(self, exporter: Exporter, now: float) -> None:
         """The TLS handshake completed (server: client Finished verified)."""
         if self._state is not SessionState.WAITING_FOR_HANDSHAKE:
             return
         self._exporter = exporter
-        self._ea = ExportedAuthenticators(
-            exporter, self._role, leaf_only_extensions=frozenset({self._config.cmw_extension})
-        )
+        if self._ea is None or self._ea.exporter is not exporter:
+            self._ea = self._new_authenticators(exporter)
         self._state = SessionState.ATTESTING
         self._initial_deadline = now + self._config.attestation_timeout
         if self._config.is_client:

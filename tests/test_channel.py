@@ -28,6 +28,7 @@ from channel_helpers import (
 
 import attquic
 from attquic import CloseCode
+from attquic.ea.authenticator import ExportedAuthenticators
 from attquic.protocol import AttestedQuicProtocol
 from attquic.tdx.simulated import OTHER_MRTD, SimulatedTdxWarning, SimulationKnobs
 from attquic.tdx.verifier import TdxAttestation
@@ -445,6 +446,31 @@ async def test_the_server_sends_what_is_pending_before_it_makes_evidence(
         async with connect_verifying(server) as connection:
             assert await echo_once(connection, b"ping") == b"ping"
     assert pending_at_attest == [False]
+
+
+async def test_authenticator_keys_are_derived_while_waiting_for_the_peer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server derives its authenticator keys after its first flight, the client the keys to
+    validate the server's authenticator after its Finished and request: neither is derived on
+    the path from the request to the gate."""
+    ready: list[tuple[str, bool]] = []
+    authenticate, validate = ExportedAuthenticators.authenticate, ExportedAuthenticators.validate
+
+    def authenticating(self: ExportedAuthenticators, *args: Any, **kwargs: Any) -> Any:
+        ready.append(("server authenticates", self._own_keys is not None))
+        return authenticate(self, *args, **kwargs)
+
+    def validating(self: ExportedAuthenticators, data: bytes) -> Any:
+        ready.append(("client validates", self._peer_keys is not None))
+        return validate(self, data)
+
+    monkeypatch.setattr(ExportedAuthenticators, "authenticate", authenticating)
+    monkeypatch.setattr(ExportedAuthenticators, "validate", validating)
+    async with running_server(attestation(attester=default_attester()), EchoApp()) as server:
+        async with connect_verifying(server) as connection:
+            assert await echo_once(connection, b"ping") == b"ping"
+    assert ready == [("server authenticates", True), ("client validates", True)]
 
 
 class _ClientRecords(logging.Handler):

@@ -15,7 +15,7 @@ from attquic.attestation import AttestationResult, HardwareAttestation, TrustAnc
 from attquic.cmw import CMW, CMWRecord
 from attquic.ea.identity import SigningIdentity, generate_self_signed
 from attquic.ea.messages import AuthenticatorRequest
-from attquic.errors import BindingMismatch, CloseCode, PolicyRejected
+from attquic.errors import BindingMismatch, CloseCode, PolicyRejected, ProtocolViolation
 from attquic.events import (
     CloseConnection,
     EvidenceNeeded,
@@ -564,3 +564,65 @@ def test_evidence_for_an_answered_request_sends_nothing() -> None:
     assert not any(isinstance(e, SendControlData) for e in events)
     (close,) = [e for e in events if isinstance(e, CloseConnection)]
     assert close.code is CloseCode.INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    ("client_attests", "client_verifies", "server_attests", "server_verifies"),
+    [(False, True, True, False), (True, False, False, True), (True, True, True, True)],
+    ids=["server-attests", "client-attests", "mutual"],
+)
+def test_prepare_derives_the_keys_each_side_will_use_ahead(
+    client_attests: bool, client_verifies: bool, server_attests: bool, server_verifies: bool
+) -> None:
+    """prepare() derives exactly the keys the exchange uses later; the exchange is unchanged."""
+    exporter = ExporterSecret("sha256", secrets.token_bytes(32))
+    client = Side(
+        AttestationSession(config(is_client=True, attests=client_attests, verifies=client_verifies))
+    )
+    server = Side(
+        AttestationSession(
+            config(is_client=False, attests=server_attests, verifies=server_verifies)
+        )
+    )
+    for side, attests, verifies in (
+        (client, client_attests, client_verifies),
+        (server, server_attests, server_verifies),
+    ):
+        side.session.prepare(exporter)
+        prepared = side.session._ea
+        assert prepared is not None
+        assert (prepared._own_keys is not None, prepared._peer_keys is not None) == (
+            attests,
+            verifies,
+        )
+        assert side.session.state is SessionState.WAITING_FOR_HANDSHAKE
+        assert side.session.next_event() is None  # nothing to send before the handshake
+        side.session.handshake_completed(exporter, 0.0)
+        assert side.session._ea is prepared  # same exporter: the prepared keys are kept
+    run(client, server)
+    assert client.gate_opened == server.gate_opened == 1
+    assert client.closed is None and server.closed is None
+
+
+def test_prepared_keys_of_another_exporter_are_not_used() -> None:
+    client, server = (
+        Side(AttestationSession(config(is_client=True, attests=False, verifies=True))),
+        Side(AttestationSession(config(is_client=False, attests=True, verifies=False))),
+    )
+    exporter = ExporterSecret("sha256", secrets.token_bytes(32))
+    stale = ExporterSecret("sha256", secrets.token_bytes(32))
+    client.session.prepare(stale)
+    client.session.handshake_completed(exporter, 0.0)
+    assert client.session._ea is not None and client.session._ea.exporter is exporter
+    client.session.prepare(stale)  # after the handshake: ignored
+    assert client.session._ea.exporter is exporter
+    server.session.handshake_completed(exporter, 0.0)
+    run(client, server)
+    assert client.gate_opened == server.gate_opened == 1
+
+
+def test_prepare_on_a_closed_session_does_nothing() -> None:
+    session = AttestationSession(config(is_client=True, attests=False, verifies=True))
+    session.fail(ProtocolViolation("closed before the exporter"))
+    session.prepare(ExporterSecret("sha256", secrets.token_bytes(32)))
+    assert session._ea is None

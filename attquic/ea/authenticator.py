@@ -610,6 +610,18 @@ class ExportedAuthenticators:
         """Contexts of this side's requests that no authenticator has answered yet."""
         return frozenset(self._outstanding)
 
+    @property
+    def exporter(self) -> Exporter:
+        return self._exporter
+
+    def prepare_keys(self, *, own: bool, peer: bool) -> None:
+        """Derive now the keys of this side's authenticators (``own``) and of the peer's
+        (``peer``), which are otherwise derived on first use; each is derived once."""
+        if own:
+            self._keys(self._role)
+        if peer:
+            self._keys(self._role.peer)
+
     def _keys(self, sender: Role) -> AuthenticatorKeys:
         if sender is self._role:
             if self._own_keys is None:
