@@ -145,7 +145,13 @@ async def test_a_handler_waiting_on_a_stream_is_freed_when_the_peer_closes() -> 
     assert errors == [attquic.ConnectionClosed]
 
 
-async def test_a_rejected_peer_leaves_no_cycle_on_either_side() -> None:
+async def refused_then_freed(
+    server_attestation: attquic.AttestationConfiguration,
+    client_attestation: attquic.AttestationConfiguration,
+    code: CloseCode,
+) -> None:
+    """A client whose connection closes with ``code`` before connect() returns; then both
+    endpoints' objects must be freed without the collector."""
     tracked = Tracked()
     protocols: list[AttestedQuicProtocol] = []
     original = AttestedQuicProtocol.__init__
@@ -154,14 +160,13 @@ async def test_a_rejected_peer_leaves_no_cycle_on_either_side() -> None:
         original(self, *args, **kwargs)
         protocols.append(self)
 
-    mismatched = attestation(attester=default_attester(mrtd=OTHER_MRTD))
     with collector_off(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(AttestedQuicProtocol, "__init__", recording_init)
-        async with running_server(mismatched, echo_all) as server:
+        async with running_server(server_attestation, echo_all) as server:
             with pytest.raises(attquic.ConnectionClosed) as info:
-                async with connect_local(server.port, attestation(verifier=simulated_verifier())):
-                    raise AssertionError("connect() must not return for a rejected peer")
-            assert info.value.code == CloseCode.POLICY_REJECTED
+                async with connect_local(server.port, client_attestation):
+                    raise AssertionError("connect() must not return for this connection")
+            assert info.value.code == code
             assert len(protocols) == 2
             for protocol in protocols:
                 tracked.add("client" if protocol._is_client else "server", protocol)
@@ -169,6 +174,18 @@ async def test_a_rejected_peer_leaves_no_cycle_on_either_side() -> None:
             del protocol, info
             protocols.clear()
             await tracked.wait_freed()
+
+
+async def test_a_rejected_peer_leaves_no_cycle_on_either_side() -> None:
+    mismatched = attestation(attester=default_attester(mrtd=OTHER_MRTD))
+    verifying = attestation(verifier=simulated_verifier())
+    await refused_then_freed(mismatched, verifying, CloseCode.POLICY_REJECTED)
+
+
+async def test_a_timed_out_attestation_leaves_no_cycle_on_either_side() -> None:
+    stalling = attestation(attester=StallingAttester())
+    verifying = attestation(verifier=simulated_verifier(), attestation_timeout=0.3)
+    await refused_then_freed(stalling, verifying, CloseCode.TIMEOUT)
 
 
 async def test_release_leaves_a_live_connection_alone() -> None:
@@ -221,7 +238,7 @@ def test_a_fresh_copy_keeps_what_the_error_says_but_not_its_traceback() -> None:
     assert copy.__traceback__ is None
 
 
-async def test_a_failing_handler_and_a_timed_out_attestation_leave_no_cycle() -> None:
+async def test_a_failing_handler_leaves_no_cycle() -> None:
     tracked = Tracked()
 
     async def failing(connection: AttestedConnection) -> None:
@@ -238,27 +255,4 @@ async def test_a_failing_handler_and_a_timed_out_attestation_leave_no_cycle() ->
                 with pytest.raises(attquic.ConnectionClosed):
                     await connection.accept_stream()
                 del connection
-            await tracked.wait_freed()
-
-    tracked = Tracked()
-    protocols: list[AttestedQuicProtocol] = []
-    original = AttestedQuicProtocol.__init__
-
-    def recording_init(self: AttestedQuicProtocol, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        protocols.append(self)
-
-    stalling = attestation(attester=StallingAttester())
-    with collector_off(), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(AttestedQuicProtocol, "__init__", recording_init)
-        async with running_server(stalling, echo_all) as server:
-            verifying = attestation(verifier=simulated_verifier(), attestation_timeout=0.3)
-            with pytest.raises(attquic.ConnectionClosed) as info:
-                async with connect_local(server.port, verifying):
-                    raise AssertionError("connect() must not return without attestation")
-            assert info.value.code == CloseCode.TIMEOUT
-            for protocol in protocols:
-                tracked.add("client" if protocol._is_client else "server", protocol)
-            del protocol, info
-            protocols.clear()
             await tracked.wait_freed()
