@@ -256,3 +256,14 @@ async def test_a_failing_handler_leaves_no_cycle() -> None:
                     await connection.accept_stream()
                 del connection
             await tracked.wait_freed()
+
+
+def test_release_never_raises() -> None:
+    """An aioquic whose internals differ keeps its cycles; nothing reaches the event loop."""
+
+    class Unexpected:
+        @property
+        def _quic(self) -> object:
+            raise RuntimeError("not the internals release expects")
+
+    assert release_terminated(Unexpected()) is False

@@ -53,8 +53,16 @@ def release_terminated(protocol: Any) -> bool:
     """Break the reference cycles of ``protocol``'s terminated connection; True if it did.
 
     ``protocol`` is an :class:`aioquic.asyncio.QuicConnectionProtocol`. A connection that is not
-    TERMINATED is left untouched (False).
+    TERMINATED is left untouched (False). Never raises: an aioquic whose internals differ from
+    what this module expects keeps its cycles, for the garbage collector (False).
     """
+    try:
+        return _release(protocol)
+    except Exception:
+        return False
+
+
+def _release(protocol: Any) -> bool:
     quic = getattr(protocol, "_quic", None)
     if not isinstance(quic, QuicConnection):
         return False
