@@ -103,11 +103,7 @@ class _Stream:
         if self._receive_done:
             return  # we stopped reading (or never do, on our unidirectional stream): dropped
         self._buffer += data
-        reader = self._reader  # _wake_reader inline: this runs once per datagram of a transfer
-        if reader is not None:
-            self._reader = None
-            if not reader.done():
-                reader.set_result(None)
+        self._wake_reader()
         if end_stream:
             self._eof = True
             self._receive_done = True
